@@ -1,0 +1,48 @@
+// Package build is the build model: a build's identity, the keys it carries
+// on the cluster, and its status as derived from its Deployment.
+package build
+
+// Keys of the contract on the cluster. They are the Python runboat's, so a
+// namespace it manages can be taken over as it is; the keys this project adds
+// are marked as such and are ignored safely when absent.
+const (
+	// LabelBuild is on every resource of a build; its value is the build name.
+	LabelBuild = "runboat/build"
+	// LabelJobKind is on init and cleanup Jobs and their pods.
+	LabelJobKind = "runboat/job-kind"
+	// LabelCommit holds the full commit sha, so that the builds of a commit
+	// can be selected by the API server. Added by this project; adopted
+	// Python runboat builds get it on first sight.
+	LabelCommit = "runboat/commit"
+
+	AnnotationRepo         = "runboat/repo"
+	AnnotationTargetBranch = "runboat/target-branch"
+	AnnotationPR           = "runboat/pr"
+	AnnotationCommit       = "runboat/git-commit"
+	AnnotationInitStatus   = "runboat/init-status"
+	AnnotationLastScaled   = "runboat/last-scaled"
+
+	// Finalizer keeps a build's Deployment until its cleanup has run.
+	Finalizer = "runboat/cleanup"
+
+	// FieldManager is the server-side apply field manager of every write.
+	FieldManager = "runboat"
+)
+
+// InitStatus is the value of the runboat/init-status annotation.
+type InitStatus string
+
+const (
+	InitTodo      InitStatus = "todo"
+	InitStarted   InitStatus = "started"
+	InitSucceeded InitStatus = "succeeded"
+	InitFailed    InitStatus = "failed"
+)
+
+// JobKind is the value of the runboat/job-kind label.
+type JobKind string
+
+const (
+	JobInitialize JobKind = "initialize"
+	JobCleanup    JobKind = "cleanup"
+)

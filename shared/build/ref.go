@@ -1,0 +1,124 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Ref identifies a build: one commit of a repository, built against a target
+// branch, either for that branch itself (PR 0) or for a pull request.
+type Ref struct {
+	// Repo is owner/name, lower case.
+	Repo string
+	// TargetBranch is the branch the build is for (the base of a PR).
+	TargetBranch string
+	// PR is the pull request number, 0 for a branch build.
+	PR int
+	// Commit is the full sha of the built commit.
+	Commit string
+}
+
+var (
+	repoRE   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,38})/[a-z0-9._-]{1,100}$`)
+	commitRE = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
+)
+
+// maxBranchLen bounds the target branch; git allows longer names, but no
+// annotation of ours needs more.
+const maxBranchLen = 255
+
+// NewRef returns a normalized, validated Ref.
+func NewRef(repo, targetBranch string, pr int, commit string) (Ref, error) {
+	r := Ref{
+		Repo:         strings.ToLower(repo),
+		TargetBranch: targetBranch,
+		PR:           pr,
+		Commit:       strings.ToLower(commit),
+	}
+	return r, r.Validate()
+}
+
+// Validate reports every problem of the Ref at once.
+func (r Ref) Validate() error {
+	var errs []error
+	if !repoRE.MatchString(r.Repo) {
+		errs = append(errs, fmt.Errorf("invalid repository %q: want owner/name in lower case", r.Repo))
+	}
+	switch {
+	case r.TargetBranch == "":
+		errs = append(errs, errors.New("empty target branch"))
+	case len(r.TargetBranch) > maxBranchLen:
+		errs = append(errs, fmt.Errorf("target branch longer than %d bytes", maxBranchLen))
+	case !utf8.ValidString(r.TargetBranch):
+		errs = append(errs, errors.New("target branch is not valid UTF-8"))
+	}
+	if r.PR < 0 {
+		errs = append(errs, fmt.Errorf("invalid pull request number %d", r.PR))
+	}
+	if !commitRE.MatchString(r.Commit) {
+		errs = append(errs, fmt.Errorf("invalid commit %q: want a full hex sha", r.Commit))
+	}
+	return errors.Join(errs...)
+}
+
+// Name is the build name: deterministic, so that a redelivered or concurrent
+// webhook finds the same name and the create of its Deployment is the lock.
+// It is a valid DNS label and label value.
+func (r Ref) Name() string {
+	h := sha256.New()
+	for _, part := range []string{r.Repo, r.TargetBranch, strconv.Itoa(r.PR), r.Commit} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "b" + hex.EncodeToString(h.Sum(nil))[:20]
+}
+
+// PRString is the value of the runboat/pr annotation: empty for a branch.
+func (r Ref) PRString() string {
+	if r.PR == 0 {
+		return ""
+	}
+	return strconv.Itoa(r.PR)
+}
+
+// maxDNSLabel is the length limit of a DNS label (RFC 1123).
+const maxDNSLabel = 63
+
+// Slug is the host name label of the build:
+// <repo>-<target branch>[-pr<N>]-<first 12 of the sha>, lower case, every
+// character outside [a-z0-9] replaced by '-', cut to a valid DNS label. When
+// too long, the repo and branch part is shortened so that the PR and commit
+// parts, which make the slug unique, are kept whole.
+func (r Ref) Slug() string {
+	suffix := ""
+	if r.PR != 0 {
+		suffix = "-pr" + strconv.Itoa(r.PR)
+	}
+	sha := r.Commit
+	if len(sha) > 12 {
+		sha = sha[:12]
+	}
+	suffix += "-" + slugify(sha)
+	prefix := slugify(r.Repo) + "-" + slugify(r.TargetBranch)
+	if max := maxDNSLabel - len(suffix); len(prefix) > max {
+		prefix = prefix[:max]
+	}
+	return strings.Trim(prefix, "-") + suffix
+}
+
+// slugify lower-cases s and replaces every character outside [a-z0-9] with
+// '-', one dash per character, as the Python runboat does.
+func slugify(s string) string {
+	return strings.Map(func(c rune) rune {
+		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') {
+			return c
+		}
+		return '-'
+	}, strings.ToLower(s))
+}
