@@ -109,7 +109,9 @@ func (r Ref) Slug() string {
 	if max := maxDNSLabel - len(suffix); len(prefix) > max {
 		prefix = prefix[:max]
 	}
-	return strings.Trim(prefix, "-") + suffix
+	// Only a leading dash would make the label invalid (the suffix ends with
+	// the sha); dashes elsewhere are kept, as the Python runboat keeps them.
+	return strings.TrimLeft(prefix, "-") + suffix
 }
 
 // slugify lower-cases s and replaces every character outside [a-z0-9] with

@@ -1,0 +1,63 @@
+# runboat, serverless edition. `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export GOTOOLCHAIN := local
+MODULES := shared functions jobs
+CACHE_DIR ?= $(or $(RUNBOAT_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/runboat)
+export RUNBOAT_CACHE_DIR := $(CACHE_DIR)
+
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(CACHE_DIR)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
+LOCALCLUSTER := go run ./shared/cmd/localcluster
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: cluster ## Run the system on the local cluster (builds what it needs)
+
+.PHONY: test
+test: lint cluster ## Run every check and test (the command CI runs)
+	@for m in $(MODULES); do \
+	  echo "== go test $$m"; \
+	  (cd $$m && GOWORK=off go test -count=1 -timeout 20m ./...); \
+	done
+
+.PHONY: unit
+unit: ## Run the tests that need no cluster (-short)
+	@for m in $(MODULES); do (cd $$m && GOWORK=off go test -short ./...); done
+
+.PHONY: cluster
+cluster: ## Build (first time) and start the local control plane; no-op if running
+	@$(LOCALCLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane, leaving no process behind
+	@$(LOCALCLUSTER) down
+
+.PHONY: cluster-status
+cluster-status: ## Say whether the local control plane runs
+	@$(LOCALCLUSTER) status
+
+.PHONY: cluster-env
+cluster-env: ## Print the exports that point kubectl at the local cluster
+	@$(LOCALCLUSTER) env
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint on every module
+	@unformatted=$$(gofmt -l $(MODULES)); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@for m in $(MODULES); do \
+	  echo "== lint $$m"; \
+	  (cd $$m && GOWORK=off go vet ./... && GOWORK=off $(GOLANGCI_LINT) run ./...); \
+	done
+
+$(GOLANGCI_LINT):
+	@echo "Installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(CACHE_DIR)/tools"
+	@mkdir -p $(CACHE_DIR)/tools/bin
+	GOBIN=$(CACHE_DIR)/tools/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@mv $(CACHE_DIR)/tools/bin/golangci-lint $@

@@ -1,0 +1,168 @@
+// Package lambdaurl serves an http.Handler behind an AWS Lambda function URL
+// (payload format 2.0, buffered invoke mode), so that the same handler runs
+// as a plain HTTP server and as a Lambda.
+package lambdaurl
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/rs/zerolog"
+)
+
+// Handler adapts h to a function URL. A request event that cannot be turned
+// into an *http.Request (bad base64 body, bad path) gets a 400 response and a
+// warning in the log carried by ctx; the function itself never returns an
+// error, so Lambda never answers 502 for a client's mistake.
+func Handler(h http.Handler) func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	return func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+		r, err := NewRequest(ctx, req)
+		if err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("request_id", req.RequestContext.RequestID).Msg("function URL request refused")
+			return events.LambdaFunctionURLResponse{
+				StatusCode: http.StatusBadRequest,
+				Headers:    map[string]string{"Content-Type": "text/plain; charset=utf-8"},
+				Body:       "bad request\n",
+			}, nil
+		}
+		w := &responseWriter{header: http.Header{}}
+		h.ServeHTTP(w, r)
+		return w.response(), nil
+	}
+}
+
+// NewRequest turns a function URL event into the *http.Request a server
+// would have built: method, raw path and query, headers (the event's
+// lower-case keys are canonicalized; its cookies become one Cookie header),
+// host, remote address and body (decoded when base64).
+func NewRequest(ctx context.Context, req events.LambdaFunctionURLRequest) (*http.Request, error) {
+	path := req.RawPath
+	if path == "" {
+		path = "/"
+	}
+	requestURI := path
+	if req.RawQueryString != "" {
+		requestURI += "?" + req.RawQueryString
+	}
+	u, err := url.ParseRequestURI(requestURI)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse request path: %w", err)
+	}
+	body := []byte(req.Body)
+	if req.IsBase64Encoded {
+		if body, err = base64.StdEncoding.DecodeString(req.Body); err != nil {
+			return nil, fmt.Errorf("failed to decode base64 body: %w", err)
+		}
+	}
+	method := req.RequestContext.HTTP.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	r, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("failed to build request: %w", err)
+	}
+	r.RequestURI = requestURI
+	for k, v := range req.Headers {
+		r.Header.Set(k, v)
+	}
+	if len(req.Cookies) > 0 {
+		r.Header.Set("Cookie", strings.Join(req.Cookies, "; "))
+	}
+	// As a server does, the Host header moves to r.Host.
+	r.Host = r.Header.Get("Host")
+	r.Header.Del("Host")
+	if r.Host == "" {
+		r.Host = req.RequestContext.DomainName
+	}
+	if ip := req.RequestContext.HTTP.SourceIP; ip != "" {
+		r.RemoteAddr = net.JoinHostPort(ip, "0")
+	}
+	if major, minor, ok := http.ParseHTTPVersion(req.RequestContext.HTTP.Protocol); ok {
+		r.Proto, r.ProtoMajor, r.ProtoMinor = req.RequestContext.HTTP.Protocol, major, minor
+	}
+	return r, nil
+}
+
+// responseWriter buffers a response for the function URL.
+type responseWriter struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.header.Get("Content-Type") == "" && w.body.Len() == 0 && len(p) > 0 {
+		w.header.Set("Content-Type", http.DetectContentType(p))
+	}
+	n, err := w.body.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("failed to buffer response: %w", err)
+	}
+	return n, nil
+}
+
+// response is the buffered response as a function URL response: multiple
+// values of a header are joined with ", ", Set-Cookie headers become
+// cookies, and a body that is not text is base64-encoded.
+func (w *responseWriter) response() events.LambdaFunctionURLResponse {
+	code := w.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	res := events.LambdaFunctionURLResponse{StatusCode: code, Headers: map[string]string{}}
+	for k, vs := range w.header {
+		if k == "Set-Cookie" {
+			res.Cookies = append(res.Cookies, vs...)
+			continue
+		}
+		res.Headers[k] = strings.Join(vs, ", ")
+	}
+	body := w.body.Bytes()
+	if isText(w.header.Get("Content-Type")) && utf8.Valid(body) {
+		res.Body = string(body)
+	} else {
+		res.Body, res.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
+	}
+	return res
+}
+
+// isText tells whether a body of this content type can travel as a JSON
+// string.
+func isText(contentType string) bool {
+	if contentType == "" {
+		return true // no body
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	switch {
+	case strings.HasPrefix(mt, "text/"),
+		strings.HasSuffix(mt, "+json"), strings.HasSuffix(mt, "+xml"),
+		mt == "application/json", mt == "application/xml",
+		mt == "application/javascript", mt == "application/x-www-form-urlencoded":
+		return true
+	}
+	return false
+}

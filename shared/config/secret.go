@@ -1,0 +1,81 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+)
+
+// redacted is what a set Secret prints as.
+const redacted = "[REDACTED]"
+
+// Secret is a configuration value that must never be printed: every way of
+// formatting or marshalling it (fmt verbs, JSON, text, zerolog) gives
+// "[REDACTED]", or an empty string when it is not set. Convert it with
+// string(s) or Value only where the value is actually used.
+type Secret string
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
+
+// String returns the redaction, or "" when the secret is not set.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString is used by %#v.
+func (s Secret) GoString() string {
+	return "config.Secret(" + strconv.Quote(s.String()) + ")"
+}
+
+// MarshalJSON encodes the redaction.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(s.String())
+	if err != nil {
+		return nil, fmt.Errorf("failed to marshal secret: %w", err)
+	}
+	return b, nil
+}
+
+// MarshalText encodes the redaction.
+func (s Secret) MarshalText() ([]byte, error) {
+	return []byte(s.String()), nil
+}
+
+// SecretMap holds secret values by name, such as RUNBOAT_BUILD_SECRET_ENV.
+// It is read from a JSON object of strings; its keys are not secret.
+type SecretMap map[string]Secret
+
+// UnmarshalText reads a JSON object of strings. Its errors never quote the
+// input.
+func (m *SecretMap) UnmarshalText(text []byte) error {
+	var v map[string]Secret
+	if err := json.Unmarshal(text, &v); err != nil {
+		return jsonError(err, "a JSON object of strings")
+	}
+	*m = v
+	return nil
+}
+
+// Values returns the secrets as plain strings, for use where they are
+// handed on (a build's Secret).
+func (m SecretMap) Values() map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
+}
+
+// Keys returns the names, sorted.
+func (m SecretMap) Keys() []string {
+	return slices.Sorted(maps.Keys(m))
+}

@@ -1,0 +1,139 @@
+// Package e2e gives end-to-end tests a real API server: the local cluster of
+// package localcluster, started on first use (under its lock, so that test
+// packages running at once start it once), and a namespace of its own for
+// each test, removed afterwards. A cluster that cannot be started fails the
+// test with the reason; it never skips.
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"runboat.dev/shared/localcluster"
+)
+
+// Env is what a test gets: a client of the local cluster, as its admin, and a
+// namespace of its own.
+type Env struct {
+	Config    *rest.Config
+	Client    kubernetes.Interface
+	Namespace string
+	Cluster   *localcluster.Cluster
+}
+
+var (
+	once       sync.Once
+	cluster    *localcluster.Cluster
+	clusterErr error
+)
+
+// startTimeout bounds the wait for the cluster, building it included.
+const startTimeout = 30 * time.Minute
+
+func up() (*localcluster.Cluster, error) {
+	once.Do(func() {
+		c, err := localcluster.Default()
+		if err != nil {
+			clusterErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		if err := c.Ready(ctx); err == nil {
+			cluster = c
+			return
+		}
+		if err := c.Up(ctx, os.Stderr); err != nil {
+			clusterErr = fmt.Errorf("failed to start the local cluster: %w", err)
+			return
+		}
+		cluster = c
+	})
+	return cluster, clusterErr
+}
+
+// New returns an Env with a fresh namespace, deleted when the test ends.
+func New(t testing.TB) *Env {
+	t.Helper()
+	c, err := up()
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	// Tests make many requests in bursts; the default limits only slow them.
+	cfg.QPS, cfg.Burst = 200, 400
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("e2e: failed to create a client: %v", err)
+	}
+	ctx := context.Background()
+	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   namespaceName(t.Name()),
+			Labels: map[string]string{"runboat.dev/e2e": "true"},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("e2e: failed to create the test namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := deleteNamespace(context.Background(), cs, ns.Name); err != nil {
+			t.Errorf("e2e: %v", err)
+		}
+	})
+	return &Env{Config: cfg, Client: cs, Namespace: ns.Name, Cluster: c}
+}
+
+var notDNS = regexp.MustCompile(`[^a-z0-9]+`)
+
+// namespaceName makes a unique, valid namespace name that says which test it
+// belongs to.
+func namespaceName(test string) string {
+	name := strings.Trim(notDNS.ReplaceAllString(strings.ToLower(test), "-"), "-")
+	if len(name) > 40 {
+		name = strings.Trim(name[:40], "-")
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix) // crypto/rand.Read never fails
+	return "e2e-" + name + "-" + hex.EncodeToString(suffix)
+}
+
+// deleteNamespace removes the finalizers of the namespace's Deployments (the
+// build finalizer would otherwise keep the namespace forever, as no
+// undeployer runs after the test) and deletes the namespace without waiting.
+func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("failed to list the Deployments of %s: %w", ns, err)
+	}
+	for _, d := range deps.Items {
+		if len(d.Finalizers) == 0 {
+			continue
+		}
+		patch := []byte(`{"metadata":{"finalizers":null}}`)
+		if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("failed to remove the finalizers of %s/%s: %w", ns, d.Name, err)
+		}
+	}
+	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("failed to delete the test namespace %s: %w", ns, err)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"runboat.dev/shared/e2e"
+)
+
+// These tests prove that the local control plane runs the real controllers
+// and that the kwok stages behave as the project's tests expect.
+
+func podSpec(restart corev1.RestartPolicy) corev1.PodSpec {
+	return corev1.PodSpec{
+		RestartPolicy:                restart,
+		AutomountServiceAccountToken: ptr.To(false),
+		Containers:                   []corev1.Container{{Name: "main", Image: "busybox"}},
+	}
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+func TestDeploymentBecomesAvailable(t *testing.T) {
+	t.Parallel()
+	env := e2e.New(t)
+	ctx := context.Background()
+	labels := map[string]string{"app": "web"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       podSpec(corev1.RestartPolicyAlways),
+			},
+		},
+	}
+	deps := env.Client.AppsV1().Deployments(env.Namespace)
+	if _, err := deps.Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scale, err := deps.GetScale(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 2
+	if _, err := deps.UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "2 ready replicas", time.Minute, func(ctx context.Context) (bool, error) {
+		got, err := deps.Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		available := false
+		for _, c := range got.Status.Conditions {
+			if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+				available = true
+			}
+		}
+		return available && got.Status.ReadyReplicas == 2 && got.Status.AvailableReplicas == 2, nil
+	})
+}
+
+func job(name string, annotations map[string]string) *batchv1.Job {
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To[int32](0),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Annotations: annotations},
+				Spec:       podSpec(corev1.RestartPolicyNever),
+			},
+		},
+	}
+}
+
+// jobFinished waits for the Job to have the condition and returns it.
+func jobFinished(t *testing.T, env *e2e.Env, name string, want batchv1.JobConditionType) *batchv1.Job {
+	t.Helper()
+	var got *batchv1.Job
+	waitFor(t, fmt.Sprintf("job %s %s", name, want), time.Minute, func(ctx context.Context) (bool, error) {
+		j, err := env.Client.BatchV1().Jobs(env.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range j.Status.Conditions {
+			if c.Status != corev1.ConditionTrue {
+				continue
+			}
+			switch c.Type {
+			case want:
+				got = j
+				return true, nil
+			case batchv1.JobComplete, batchv1.JobFailed:
+				return false, fmt.Errorf("job %s ended %s, want %s", name, c.Type, want)
+			}
+		}
+		return false, nil
+	})
+	return got
+}
+
+func TestJobCompletes(t *testing.T) {
+	t.Parallel()
+	env := e2e.New(t)
+	j := job("ok", map[string]string{"runboat.dev/kwok-delay": "500ms"})
+	if _, err := env.Client.BatchV1().Jobs(env.Namespace).Create(context.Background(), j, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := jobFinished(t, env, "ok", batchv1.JobComplete)
+	if got.Status.Succeeded != 1 || got.Status.Failed != 0 {
+		t.Errorf("succeeded=%d failed=%d, want 1 and 0", got.Status.Succeeded, got.Status.Failed)
+	}
+}
+
+func TestJobFailsOnAnnotation(t *testing.T) {
+	t.Parallel()
+	env := e2e.New(t)
+	ctx := context.Background()
+	j := job("boom", map[string]string{
+		"runboat.dev/kwok-fail":        "true",
+		"runboat.dev/kwok-exit-code":   "137",
+		"runboat.dev/kwok-fail-reason": "OOMKilled",
+		"runboat.dev/kwok-delay":       "200ms",
+	})
+	if _, err := env.Client.BatchV1().Jobs(env.Namespace).Create(ctx, j, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := jobFinished(t, env, "boom", batchv1.JobFailed)
+	if got.Status.Failed != 1 || got.Status.Succeeded != 0 {
+		t.Errorf("failed=%d succeeded=%d, want 1 and 0", got.Status.Failed, got.Status.Succeeded)
+	}
+	pods, err := env.Client.CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "job-name=boom"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 1 {
+		t.Fatalf("got %d pods, want 1", len(pods.Items))
+	}
+	p := pods.Items[0]
+	if p.Status.Phase != corev1.PodFailed || len(p.Status.ContainerStatuses) != 1 {
+		t.Fatalf("pod phase %s with %d container statuses, want Failed with 1", p.Status.Phase, len(p.Status.ContainerStatuses))
+	}
+	term := p.Status.ContainerStatuses[0].State.Terminated
+	if term == nil || term.ExitCode != 137 || term.Reason != "OOMKilled" {
+		t.Errorf("terminated state %+v, want exit code 137 and reason OOMKilled", term)
+	}
+}
+
+func TestPodWaitingReason(t *testing.T) {
+	t.Parallel()
+	env := e2e.New(t)
+	pods := env.Client.CoreV1().Pods(env.Namespace)
+	for _, reason := range []string{"ErrImagePull", "ImagePullBackOff"} {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        "pull-" + map[string]string{"ErrImagePull": "err", "ImagePullBackOff": "backoff"}[reason],
+				Annotations: map[string]string{"runboat.dev/kwok-waiting-reason": reason},
+			},
+			Spec: podSpec(corev1.RestartPolicyNever),
+		}
+		if _, err := pods.Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "waiting reason "+reason, time.Minute, func(ctx context.Context) (bool, error) {
+			got, err := pods.Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, cs := range got.Status.ContainerStatuses {
+				if cs.State.Waiting != nil && cs.State.Waiting.Reason == reason {
+					return got.Status.Phase == corev1.PodPending, nil
+				}
+			}
+			return false, nil
+		})
+	}
+}

@@ -1,0 +1,155 @@
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	gh "github.com/google/go-github/v58/github"
+	"github.com/rs/zerolog"
+)
+
+// StatusContext is the context of every commit status posted, as runboat's.
+const StatusContext = "runboat/build"
+
+// maxDescription is GitHub's limit on a commit status description.
+const maxDescription = 140
+
+// defaultTimeout bounds one status post when no HTTP client is given.
+const defaultTimeout = 10 * time.Second
+
+// StatusState is the state of a commit status.
+type StatusState string
+
+// The states GitHub accepts.
+const (
+	StatusPending StatusState = "pending"
+	StatusSuccess StatusState = "success"
+	StatusFailure StatusState = "failure"
+	StatusError   StatusState = "error"
+)
+
+// Valid reports whether s is one of the states GitHub accepts.
+func (s StatusState) Valid() bool {
+	switch s {
+	case StatusPending, StatusSuccess, StatusFailure, StatusError:
+		return true
+	}
+	return false
+}
+
+// StatusPoster posts the commit status of a build.
+type StatusPoster interface {
+	// PostStatus sets the runboat/build status of commit sha of repo
+	// (owner/name).
+	PostStatus(ctx context.Context, repo, sha string, state StatusState, targetURL, description string) error
+}
+
+// TargetURL is the page of a build, <baseURL>/builds/<name>, used as the
+// target of its commit statuses. It is empty when baseURL is, so that a
+// status is posted without a link rather than with a relative one.
+func TargetURL(baseURL, buildName string) string {
+	if baseURL == "" {
+		return ""
+	}
+	return strings.TrimSuffix(baseURL, "/") + "/builds/" + url.PathEscape(buildName)
+}
+
+// Client posts commit statuses with the GitHub REST API.
+type Client struct {
+	client *gh.Client
+}
+
+var _ StatusPoster = (*Client)(nil)
+
+// NewClient returns a Client authenticated with token. apiBaseURL is the
+// REST API root, empty for https://api.github.com/ (tests point it at an
+// httptest server). A nil httpClient gets one with a short timeout.
+func NewClient(httpClient *http.Client, token, apiBaseURL string) (*Client, error) {
+	if token == "" {
+		return nil, errors.New("missing GitHub token")
+	}
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: defaultTimeout}
+	}
+	c := gh.NewClient(httpClient).WithAuthToken(token)
+	if apiBaseURL != "" {
+		if !strings.HasSuffix(apiBaseURL, "/") {
+			apiBaseURL += "/"
+		}
+		u, err := url.Parse(apiBaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse GitHub API URL: %w", err)
+		}
+		if u.Scheme != "https" && u.Scheme != "http" {
+			return nil, fmt.Errorf("invalid GitHub API URL %q: want http or https", apiBaseURL)
+		}
+		c.BaseURL = u
+	}
+	return &Client{client: c}, nil
+}
+
+// PostStatus implements StatusPoster. The description is cut to GitHub's
+// limit of 140 characters.
+func (c *Client) PostStatus(ctx context.Context, repo, sha string, state StatusState, targetURL, description string) error {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("invalid repository %q: want owner/name", repo)
+	}
+	if !state.Valid() {
+		return fmt.Errorf("invalid commit status state %q", state)
+	}
+	status := &gh.RepoStatus{
+		State:   gh.String(string(state)),
+		Context: gh.String(StatusContext),
+	}
+	if targetURL != "" {
+		status.TargetURL = gh.String(targetURL)
+	}
+	if description != "" {
+		status.Description = gh.String(truncate(description, maxDescription))
+	}
+	if _, _, err := c.client.Repositories.CreateStatus(ctx, owner, name, sha, status); err != nil {
+		return fmt.Errorf("failed to post %s status of %s@%s: %w", state, repo, sha, err)
+	}
+	return nil
+}
+
+// truncate cuts s to at most n characters.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// NoopStatusPoster posts nothing: the StatusPoster used when commit statuses
+// are disabled (DISABLE_COMMIT_STATUSES).
+type NoopStatusPoster struct{}
+
+var _ StatusPoster = NoopStatusPoster{}
+
+// PostStatus implements StatusPoster by doing nothing.
+func (NoopStatusPoster) PostStatus(context.Context, string, string, StatusState, string, string) error {
+	return nil
+}
+
+// NotifyStatus posts a commit status and logs the outcome. A status is a
+// courtesy to the people watching the commit: failing to post one must never
+// fail the work it reports on, so NotifyStatus logs the error (as a warning)
+// and returns nothing. A nil logger means the one carried by ctx.
+func NotifyStatus(ctx context.Context, poster StatusPoster, logger *zerolog.Logger, repo, sha string, state StatusState, targetURL, description string) {
+	if logger == nil {
+		logger = zerolog.Ctx(ctx)
+	}
+	if err := poster.PostStatus(ctx, repo, sha, state, targetURL, description); err != nil {
+		logger.Warn().Err(err).Str("repo", repo).Str("commit", sha).Str("state", string(state)).Msg("commit status not posted")
+		return
+	}
+	logger.Debug().Str("repo", repo).Str("commit", sha).Str("state", string(state)).Msg("commit status posted")
+}

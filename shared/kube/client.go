@@ -1,0 +1,97 @@
+// Package kube is the project's access to the Kubernetes API server: one
+// client factory, and the apply of rendered objects.
+package kube
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// KubeconfigDataEnv names the variable that may hold a whole kubeconfig, for
+// runtimes that have neither a service account nor a file (AWS Lambda).
+const KubeconfigDataEnv = "RUNBOAT_KUBECONFIG_DATA"
+
+// Options tune the clients.
+type Options struct {
+	// UserAgent names the binary in the API server's logs and audit.
+	UserAgent string
+	// QPS and Burst bound the request rate; zero means the defaults below.
+	QPS   float32
+	Burst int
+}
+
+const (
+	defaultQPS   = 50
+	defaultBurst = 100
+)
+
+// Config returns a client configuration, from the first source found:
+// $RUNBOAT_KUBECONFIG_DATA (kubeconfig content), $KUBECONFIG, the in-cluster
+// service account, then ~/.kube/config.
+func Config(opts Options) (*rest.Config, error) {
+	cfg, err := load()
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserAgent = opts.UserAgent
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	if cfg.QPS == 0 {
+		cfg.QPS = defaultQPS
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = defaultBurst
+	}
+	return cfg, nil
+}
+
+func load() (*rest.Config, error) {
+	if data := os.Getenv(KubeconfigDataEnv); data != "" {
+		cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(data))
+		if err != nil {
+			return nil, fmt.Errorf("failed to load the kubeconfig in %s: %w", KubeconfigDataEnv, err)
+		}
+		return cfg, nil
+	}
+	// An explicit $KUBECONFIG wins over the service account of a pod.
+	if os.Getenv("KUBECONFIG") == "" {
+		cfg, err := rest.InClusterConfig()
+		if err == nil {
+			return cfg, nil
+		}
+		if !errors.Is(err, rest.ErrNotInCluster) {
+			return nil, fmt.Errorf("failed to load the in-cluster configuration: %w", err)
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("failed to load a kubeconfig (set KUBECONFIG or %s, or run in a cluster): %w", KubeconfigDataEnv, err)
+	}
+	return cfg, nil
+}
+
+// Clients are the typed and dynamic clients of one configuration.
+type Clients struct {
+	Config  *rest.Config
+	Typed   kubernetes.Interface
+	Dynamic dynamic.Interface
+}
+
+// NewClients returns the clients of cfg.
+func NewClients(cfg *rest.Config) (*Clients, error) {
+	typed, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the Kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the dynamic client: %w", err)
+	}
+	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn}, nil
+}

@@ -1,0 +1,473 @@
+// Package kubefiles renders a build's kubefiles: for one mode (deployment,
+// initialize, cleanup, start, stop), it generates in memory a kustomize
+// overlay over the mode's folder that sets everything runboat relies on (the
+// namespace, the name prefix, the build labels, the Deployment's annotations,
+// the image, the env and build variables), runs kustomize's krusty on an
+// in-memory filesystem and returns the objects to apply.
+//
+// No value of a build is ever pasted into YAML text: the overlay and the
+// objects it adds are data structures marshalled to JSON, so that a branch
+// named `x"\n  evil: true` ends up as an inert string.
+package kubefiles
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/resid"
+	"sigs.k8s.io/yaml"
+
+	"runboat.dev/shared/build"
+)
+
+// Names the kubefiles refer to. The objects are named before the build name
+// prefix is added; kustomize updates the references to them.
+const (
+	// ImagePlaceholder is the image name the kubefiles use where the build
+	// image goes (without tag or digest).
+	ImagePlaceholder = "runboat-image"
+	// VarsConfigMap is the ConfigMap of build variables (Var* keys and
+	// template vars), the source of the kubefiles' replacements.
+	VarsConfigMap = "runboat-vars"
+	// EnvConfigMap is the ConfigMap of the build env (Vars.Env).
+	EnvConfigMap = "runboat-env"
+	// SecretEnvSecret is the Secret of the build secret env
+	// (Vars.SecretEnv).
+	SecretEnvSecret = "runboat-secret-env"
+	// TemplateVarsFile is the optional file, at the top of a kubefiles
+	// folder, that holds the default values of template vars: a YAML mapping
+	// of names to string values.
+	TemplateVarsFile = "template-vars.yaml"
+)
+
+// ErrModeNotFound is returned (wrapped) when a kubefiles folder has no
+// folder with a kustomization file for the mode to render.
+var ErrModeNotFound = errors.New("kubefiles mode not found")
+
+// Where Render lays out its in-memory filesystem: the kubefiles folder is
+// copied under kubefilesRoot and the overlay is written in overlayRoot, a
+// sibling, so that the overlay refers to the mode folder as
+// ../kubefiles/<mode>.
+const (
+	kubefilesRoot = "/kubefiles"
+	overlayRoot   = "/runboat-overlay"
+)
+
+// HasMode reports whether the kubefiles folder fsys has the mode: a folder
+// named after the mode holding a kustomization file. A mode folder without a
+// kustomization file is an error.
+func HasMode(fsys fs.FS, mode Mode) (bool, error) {
+	if !mode.Valid() {
+		return false, fmt.Errorf("unknown kubefiles mode %q", mode)
+	}
+	_, found, err := modeKustomizationFile(fsys, mode)
+	return found, err
+}
+
+// modeKustomizationFile returns the path of the kustomization file of mode in
+// fsys, and whether the mode folder exists.
+func modeKustomizationFile(fsys fs.FS, mode Mode) (string, bool, error) {
+	dir := string(mode)
+	info, err := fs.Stat(fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("failed to read kubefiles folder %q: %w", dir, err)
+	}
+	if !info.IsDir() {
+		return "", false, fmt.Errorf("kubefiles mode %q is not a folder", dir)
+	}
+	for _, name := range konfig.RecognizedKustomizationFileNames() {
+		p := path.Join(dir, name)
+		info, err := fs.Stat(fsys, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("failed to read %q: %w", p, err)
+		}
+		if info.IsDir() {
+			return "", false, fmt.Errorf("%q is a folder, want a kustomization file", p)
+		}
+		return p, true, nil
+	}
+	return "", false, fmt.Errorf("kubefiles folder %q has no kustomization file (one of %v)",
+		dir, konfig.RecognizedKustomizationFileNames())
+}
+
+// Render renders the mode of the kubefiles folder fsys for the build
+// described by vars.
+//
+// The objects are returned in the order to apply them: ServiceAccounts and
+// RBAC, Secrets, ConfigMaps, PersistentVolumeClaims, Services, then any other
+// kind (Ingresses, Jobs, ...), and the Deployment last; objects of the same
+// kind are sorted by name. Every object is in vars.Namespace, named
+// "<vars.Name>-..." and labelled runboat/build=<vars.Name>.
+//
+// A missing optional mode gives an error wrapping ErrModeNotFound; use
+// HasMode first.
+func Render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, error) {
+	objs, err := render(fsys, mode, vars)
+	if err != nil {
+		return nil, fmt.Errorf("failed to render kubefiles mode %q: %w", mode, err)
+	}
+	return objs, nil
+}
+
+func render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, error) {
+	if !mode.Valid() {
+		return nil, fmt.Errorf("unknown kubefiles mode %q", mode)
+	}
+	if err := vars.validate(mode); err != nil {
+		return nil, fmt.Errorf("invalid build variables: %w", err)
+	}
+	kustFile, found, err := modeKustomizationFile(fsys, mode)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: no folder %q in the kubefiles folder", ErrModeNotFound, string(mode))
+	}
+	isComponent, err := readIsComponent(fsys, kustFile)
+	if err != nil {
+		return nil, err
+	}
+	templateVars, err := mergeTemplateVars(fsys, vars.TemplateVars)
+	if err != nil {
+		return nil, err
+	}
+
+	mem := filesys.MakeFsInMemory()
+	if err := copyToMem(fsys, mem, kubefilesRoot); err != nil {
+		return nil, err
+	}
+	if err := writeOverlay(mem, mode, vars, templateVars, isComponent); err != nil {
+		return nil, err
+	}
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, overlayRoot)
+	if err != nil {
+		return nil, fmt.Errorf("failed to run kustomize: %w", err)
+	}
+
+	objs := make([]*unstructured.Unstructured, 0, resMap.Size())
+	for _, res := range resMap.Resources() {
+		// Decode the kyaml node directly rather than through YAML text, then
+		// through JSON for the types unstructured objects want (int64...).
+		m, err := res.Map()
+		if err != nil {
+			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("failed to encode %s: %w", res.CurId(), err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
+		}
+		objs = append(objs, u)
+	}
+	if err := checkObjects(objs, mode, vars); err != nil {
+		return nil, fmt.Errorf("invalid rendered objects: %w", err)
+	}
+	sortObjects(objs)
+	return objs, nil
+}
+
+// readIsComponent reports whether the kustomization file is a kustomize
+// Component (rather than a Kustomization, a base).
+func readIsComponent(fsys fs.FS, kustFile string) (bool, error) {
+	b, err := fs.ReadFile(fsys, kustFile)
+	if err != nil {
+		return false, fmt.Errorf("failed to read %q: %w", kustFile, err)
+	}
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(b, &head); err != nil {
+		return false, fmt.Errorf("failed to parse %q: %w", kustFile, err)
+	}
+	switch head.Kind {
+	case "", types.KustomizationKind:
+		return false, nil
+	case types.ComponentKind:
+		return true, nil
+	}
+	return false, fmt.Errorf("%q: kind %q, want %s or %s", kustFile, head.Kind, types.KustomizationKind, types.ComponentKind)
+}
+
+// mergeTemplateVars returns the kubefiles' default template vars
+// (TemplateVarsFile, if any) overridden by vars.
+func mergeTemplateVars(fsys fs.FS, vars map[string]string) (map[string]string, error) {
+	merged := map[string]string{}
+	b, err := fs.ReadFile(fsys, TemplateVarsFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("failed to read %s: %w", TemplateVarsFile, err)
+	default:
+		// Decoded untyped, so that an unquoted 1.10 or yes is refused rather
+		// than silently turned into "1.1" or "true".
+		var raw map[string]any
+		if err := yaml.UnmarshalStrict(b, &raw); err != nil {
+			return nil, fmt.Errorf("failed to parse %s (want a mapping of names to strings): %w", TemplateVarsFile, err)
+		}
+		var errs []error
+		for _, k := range slices.Sorted(maps.Keys(raw)) {
+			s, ok := raw[k].(string)
+			if !ok {
+				errs = append(errs, fmt.Errorf("value of %q is not a string (quote it)", k))
+				continue
+			}
+			merged[k] = s
+		}
+		errs = append(errs, validateMap("default template var", merged)...)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("invalid %s: %w", TemplateVarsFile, errors.Join(errs...))
+		}
+	}
+	maps.Copy(merged, vars)
+	var errs []error
+	for _, k := range builtinVars {
+		if _, ok := merged[k]; ok {
+			errs = append(errs, fmt.Errorf("template var %q has the name of a build variable", k))
+		}
+	}
+	return merged, errors.Join(errs...)
+}
+
+// copyToMem copies the kubefiles folder fsys into mem under root.
+func copyToMem(fsys fs.FS, mem filesys.FileSystem, root string) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := path.Join(root, p)
+		if d.IsDir() {
+			return mem.MkdirAll(target)
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		return mem.WriteFile(target, b)
+	})
+	if err != nil {
+		return fmt.Errorf("failed to copy the kubefiles folder: %w", err)
+	}
+	return nil
+}
+
+// writeOverlay writes the overlay kustomization over mode, and the objects it
+// adds, into mem under overlayRoot.
+func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map[string]string, modeIsComponent bool) error {
+	if err := mem.MkdirAll(overlayRoot); err != nil {
+		return fmt.Errorf("failed to create the overlay folder: %w", err)
+	}
+	generated := []struct {
+		file string
+		obj  runtime.Object
+	}{
+		{"runboat-vars.json", varsConfigMap(vars, templateVars)},
+		{"runboat-env.json", &corev1.ConfigMap{
+			TypeMeta:   typeMeta("ConfigMap"),
+			ObjectMeta: objectMeta(EnvConfigMap),
+			Data:       vars.Env,
+		}},
+		{"runboat-secret-env.json", secretEnv(vars.SecretEnv)},
+	}
+	kust := overlayKustomization(mode, vars, modeIsComponent)
+	for _, g := range generated {
+		b, err := marshalObject(g.obj)
+		if err != nil {
+			return fmt.Errorf("failed to marshal %s: %w", g.file, err)
+		}
+		if err := mem.WriteFile(path.Join(overlayRoot, g.file), b); err != nil {
+			return fmt.Errorf("failed to write %s: %w", g.file, err)
+		}
+		kust.Resources = append(kust.Resources, g.file)
+	}
+	b, err := marshalJSON(kust)
+	if err != nil {
+		return fmt.Errorf("failed to marshal the overlay kustomization: %w", err)
+	}
+	if err := mem.WriteFile(path.Join(overlayRoot, konfig.DefaultKustomizationFileName()), b); err != nil {
+		return fmt.Errorf("failed to write the overlay kustomization: %w", err)
+	}
+	return nil
+}
+
+// overlayKustomization is the overlay over the mode folder, without the
+// generated objects (writeOverlay adds them to its resources).
+func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) *types.Kustomization {
+	modeDir := path.Join("..", path.Base(kubefilesRoot), string(mode))
+	img, _ := parseImage(vars.Image) // checked by Vars.validate
+	k := &types.Kustomization{
+		TypeMeta: types.TypeMeta{
+			APIVersion: types.KustomizationVersion,
+			Kind:       types.KustomizationKind,
+		},
+		Namespace:  vars.Namespace,
+		NamePrefix: vars.Name + "-",
+		Labels: []types.Label{
+			// Selectors and templates included, as runboat's commonLabels.
+			{Pairs: map[string]string{build.LabelBuild: vars.Name}, IncludeSelectors: true},
+			// Not in selectors, which are immutable.
+			{Pairs: map[string]string{build.LabelCommit: vars.Commit}, IncludeTemplates: true},
+		},
+		Images: []types.Image{{
+			Name:    ImagePlaceholder,
+			NewName: img.Name,
+			NewTag:  img.Tag,
+			Digest:  img.Digest,
+		}},
+	}
+	if modeIsComponent {
+		// A component is applied to the overlay's objects, so its
+		// replacements see the build variables ConfigMap.
+		k.Components = []string{modeDir}
+	} else {
+		k.Resources = []string{modeDir}
+	}
+	if mode == ModeDeployment {
+		k.Patches = append(k.Patches, deploymentPatch(vars))
+	}
+	if kind := mode.jobKind(); kind != "" {
+		k.Patches = append(k.Patches, jobKindPatch(kind))
+	}
+	return k
+}
+
+// deploymentPatch is the strategic merge patch that makes the build's
+// Deployment the runboat build: no replicas, the cleanup finalizer and the
+// build annotations.
+func deploymentPatch(vars Vars) types.Patch {
+	patch := map[string]any{
+		"apiVersion": "apps/v1",
+		"kind":       "Deployment",
+		"metadata": map[string]any{
+			// The name is ignored: the target selects the Deployments.
+			"name": "runboat-deployment",
+			"annotations": map[string]string{
+				build.AnnotationRepo:         vars.Repo,
+				build.AnnotationTargetBranch: vars.TargetBranch,
+				build.AnnotationPR:           vars.PR,
+				build.AnnotationCommit:       vars.Commit,
+				build.AnnotationInitStatus:   string(vars.InitStatus),
+				build.AnnotationLastScaled:   vars.LastScaled.UTC().Format(time.RFC3339),
+			},
+			"finalizers": []string{build.Finalizer},
+		},
+		"spec": map[string]any{"replicas": 0},
+	}
+	return types.Patch{
+		Patch:  mustJSON(patch),
+		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "apps", Kind: "Deployment"}}},
+	}
+}
+
+// jobKindPatch labels the Jobs and their pod templates with their kind.
+func jobKindPatch(kind build.JobKind) types.Patch {
+	labels := map[string]string{build.LabelJobKind: string(kind)}
+	patch := map[string]any{
+		"apiVersion": "batch/v1",
+		"kind":       "Job",
+		"metadata": map[string]any{
+			"name":   "runboat-job",
+			"labels": labels,
+		},
+		"spec": map[string]any{
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": labels},
+			},
+		},
+	}
+	return types.Patch{
+		Patch:  mustJSON(patch),
+		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "batch", Kind: "Job"}}},
+	}
+}
+
+// mustJSON marshals a value made of maps, slices, strings and numbers, which
+// cannot fail.
+func mustJSON(v any) string {
+	b, err := marshalJSON(v)
+	if err != nil {
+		panic(fmt.Sprintf("failed to marshal a patch: %v", err))
+	}
+	return string(b)
+}
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: "v1", Kind: kind}
+}
+
+func objectMeta(name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name}
+}
+
+// varsConfigMap is the ConfigMap of build variables.
+func varsConfigMap(vars Vars, templateVars map[string]string) *corev1.ConfigMap {
+	data := map[string]string{
+		VarName:         vars.Name,
+		VarSlug:         vars.Slug,
+		VarDomain:       vars.Domain,
+		VarHost:         vars.Host(),
+		VarRepo:         vars.Repo,
+		VarTargetBranch: vars.TargetBranch,
+		VarPR:           vars.PR,
+		VarCommit:       vars.Commit,
+	}
+	maps.Copy(data, templateVars) // no collision: checked by mergeTemplateVars
+	return &corev1.ConfigMap{
+		TypeMeta:   typeMeta("ConfigMap"),
+		ObjectMeta: objectMeta(VarsConfigMap),
+		Data:       data,
+	}
+}
+
+// secretEnv is the Secret of the build secret env.
+func secretEnv(env map[string]string) *corev1.Secret {
+	s := &corev1.Secret{
+		TypeMeta:   typeMeta("Secret"),
+		ObjectMeta: objectMeta(SecretEnvSecret),
+		Type:       corev1.SecretTypeOpaque,
+	}
+	if len(env) > 0 {
+		s.Data = make(map[string][]byte, len(env))
+		for _, k := range slices.Sorted(maps.Keys(env)) {
+			s.Data[k] = []byte(env[k])
+		}
+	}
+	return s
+}
+
+// marshalObject marshals a typed object to JSON, without the null
+// creationTimestamp of an object never stored.
+func marshalObject(obj runtime.Object) ([]byte, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("failed to convert %T: %w", obj, err)
+	}
+	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
+	b, err := marshalJSON(m)
+	if err != nil {
+		return nil, fmt.Errorf("failed to marshal %T: %w", obj, err)
+	}
+	return b, nil
+}

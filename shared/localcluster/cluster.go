@@ -1,0 +1,302 @@
+// Package localcluster builds and runs the local Kubernetes control plane of
+// development and tests: etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler built from source, run by kwokctl's binary runtime, with kwok
+// simulating nodes and pods (no container runs; the stages in stages.yaml
+// decide how pods behave).
+package localcluster
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// DefaultName is the name of the local cluster.
+const DefaultName = "runboat"
+
+// Nodes is the number of fake nodes of the local cluster.
+const Nodes = 2
+
+//go:embed stages.yaml
+var stages []byte
+
+// Cluster is a local control plane, identified by its name, with its state in
+// a cache folder outside the project.
+type Cluster struct {
+	name        string
+	cacheDir    string
+	kubeVersion string
+}
+
+// New returns the local cluster named name, with its state under cacheDir
+// (see CacheDir for the default).
+func New(name, cacheDir string) (*Cluster, error) {
+	v, err := KubeVersion()
+	if err != nil {
+		return nil, err
+	}
+	if name == "" || strings.ContainsAny(name, `/\ `) {
+		return nil, fmt.Errorf("invalid cluster name %q", name)
+	}
+	return &Cluster{name: name, cacheDir: cacheDir, kubeVersion: v}, nil
+}
+
+// CacheDir is where builds and cluster state are kept: $RUNBOAT_CACHE_DIR,
+// or runboat in the user's cache folder ($XDG_CACHE_HOME or ~/.cache).
+func CacheDir() (string, error) {
+	if dir := os.Getenv("RUNBOAT_CACHE_DIR"); dir != "" {
+		return filepath.Abs(dir)
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("failed to find a cache folder (set RUNBOAT_CACHE_DIR): %w", err)
+	}
+	return filepath.Join(dir, "runboat"), nil
+}
+
+// Default returns the cluster DefaultName in CacheDir.
+func Default() (*Cluster, error) {
+	dir, err := CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	return New(DefaultName, dir)
+}
+
+func (c *Cluster) versionDir() string {
+	return filepath.Join(c.cacheDir, "controlplane", c.kubeVersion+"-kwok-"+KwokVersion)
+}
+
+func (c *Cluster) buildLog() string { return filepath.Join(c.versionDir(), "build.log") }
+
+func (c *Cluster) stateDir() string { return filepath.Join(c.cacheDir, "clusters", c.name) }
+
+// kwokWorkDir is kwokctl's own work folder, kept apart from ~/.kwok.
+func (c *Cluster) kwokWorkDir() string { return filepath.Join(c.cacheDir, "kwok") }
+
+// Kubeconfig is the path of the cluster's own kubeconfig file (never the
+// user's ~/.kube/config).
+func (c *Cluster) Kubeconfig() string { return filepath.Join(c.stateDir(), "kubeconfig") }
+
+// KubeVersion is the Kubernetes version of the cluster.
+func (c *Cluster) KubeVersion() string { return c.kubeVersion }
+
+// BinDir is the folder of the control plane binaries, kubectl included.
+func (c *Cluster) BinDir() string { return filepath.Join(c.versionDir(), "bin") }
+
+// Up builds what is missing and starts the cluster, unless it is already
+// running. It is safe to call from several processes at once.
+func (c *Cluster) Up(ctx context.Context, log io.Writer) error {
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := c.Ready(ctx); err == nil {
+		fmt.Fprintf(log, "The local cluster %q is already running.\n", c.name)
+		return nil
+	}
+	bins, err := c.ensureBinaries(ctx, log)
+	if err != nil {
+		if t := tail(c.buildLog(), 30); t != "" {
+			return fmt.Errorf("%w\nlast lines of the build log:\n%s", err, t)
+		}
+		return err
+	}
+	if err := c.start(ctx, bins, log); err != nil {
+		return err
+	}
+	return c.waitReady(ctx, 2*time.Minute)
+}
+
+func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error {
+	// Whatever is left of an earlier run (stopped processes after a reboot,
+	// a half-created cluster) is removed first: the cluster holds nothing
+	// worth keeping across restarts.
+	if err := c.deleteCluster(ctx, bins, io.Discard); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.stateDir(), 0o755); err != nil {
+		return fmt.Errorf("failed to create the cluster folder: %w", err)
+	}
+	stagesFile := filepath.Join(c.stateDir(), "stages.yaml")
+	if err := os.WriteFile(stagesFile, stages, 0o644); err != nil {
+		return fmt.Errorf("failed to write the kwok stages: %w", err)
+	}
+	fmt.Fprintf(log, "Starting the local cluster %q (Kubernetes %s)...\n", c.name, c.kubeVersion)
+	err := c.kwokctl(ctx, bins, log, "create", "cluster",
+		"--name", c.name,
+		"--runtime", "binary",
+		"--kubeconfig", c.Kubeconfig(),
+		"--kube-authorization=true",
+		"--config", stagesFile,
+		"--etcd-binary", bins.Etcd,
+		"--kube-apiserver-binary", bins.KubeAPIServer,
+		"--kube-controller-manager-binary", bins.KubeControllerManager,
+		"--kube-scheduler-binary", bins.KubeScheduler,
+		"--kwok-controller-binary", bins.Kwok,
+		"--wait", "2m",
+	)
+	if err != nil {
+		return fmt.Errorf("failed to create the cluster: %w", err)
+	}
+	if err := c.kwokctl(ctx, bins, log, "scale", "node", "--name", c.name, "--replicas", strconv.Itoa(Nodes)); err != nil {
+		return fmt.Errorf("failed to add the fake nodes: %w", err)
+	}
+	return nil
+}
+
+// Down stops the cluster and removes its state. It leaves no process of the
+// control plane running, and is a no-op when the cluster is not there.
+func (c *Cluster) Down(ctx context.Context, log io.Writer) error {
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := c.deleteCluster(ctx, binariesIn(c.BinDir()), log); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(c.stateDir()); err != nil {
+		return fmt.Errorf("failed to remove the cluster folder: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) deleteCluster(ctx context.Context, bins Binaries, log io.Writer) error {
+	if _, err := os.Stat(filepath.Join(c.kwokWorkDir(), "clusters", c.name)); err == nil {
+		if _, err := os.Stat(bins.Kwokctl); err == nil {
+			if err := c.kwokctl(ctx, bins, log, "delete", "cluster", "--name", c.name, "--kubeconfig", c.Kubeconfig()); err != nil {
+				return fmt.Errorf("failed to delete the cluster: %w", err)
+			}
+		}
+	}
+	// kwokctl stops what it started; anything still running from this
+	// version's binaries (a crash half-way through a start) is stopped here.
+	left, err := c.processes()
+	if err != nil {
+		return err
+	}
+	for _, pid := range left {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("failed to stop process %d: %w", pid, err)
+		}
+	}
+	if len(left) > 0 {
+		fmt.Fprintf(log, "Stopped %d leftover control plane processes.\n", len(left))
+	}
+	return os.RemoveAll(filepath.Join(c.kwokWorkDir(), "clusters", c.name))
+}
+
+// Processes returns the ids of the running processes started from the
+// cluster's binaries.
+func (c *Cluster) Processes() ([]int, error) { return c.processes() }
+
+func (c *Cluster) processes() ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("failed to list processes: %w", err)
+	}
+	binDir := c.BinDir() + string(filepath.Separator)
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil {
+			continue // gone, or not ours to read
+		}
+		if strings.HasPrefix(exe, binDir) && !strings.HasSuffix(exe, "/kwokctl") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+func (c *Cluster) kwokctl(ctx context.Context, bins Binaries, log io.Writer, args ...string) error {
+	cmd := exec.CommandContext(ctx, bins.Kwokctl, args...)
+	cmd.Env = append(os.Environ(), "KWOK_WORKDIR="+c.kwokWorkDir(), "PATH="+c.BinDir()+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.Stdout, cmd.Stderr = log, log
+	// The control plane outlives this process: keep it out of our process
+	// group so that a Ctrl-C here does not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kwokctl %s: %w", strings.Join(args[:2], " "), err)
+	}
+	return nil
+}
+
+// RESTConfig returns a client configuration for the cluster, as its admin.
+func (c *Cluster) RESTConfig() (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the kubeconfig of the local cluster: %w", err)
+	}
+	cfg.UserAgent = "runboat-localcluster"
+	return cfg, nil
+}
+
+// Ready reports whether the API server answers and the fake nodes are Ready.
+func (c *Cluster) Ready(ctx context.Context) error {
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return err
+	}
+	cfg.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("failed to create a client: %w", err)
+	}
+	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return fmt.Errorf("the API server is not ready: %w", err)
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("failed to list nodes: %w", err)
+	}
+	ready := 0
+	for _, n := range nodes.Items {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	if ready < Nodes {
+		return fmt.Errorf("%d of %d nodes are ready", ready, Nodes)
+	}
+	return nil
+}
+
+func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := c.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the local cluster did not become ready within %s: %w", timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,75 @@
+// Package logging carries a zerolog logger in the context, with the fields
+// that say which build a line is about.
+package logging
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"runboat.dev/shared/build"
+)
+
+// New returns a logger writing JSON lines to w, with a timestamp, at the
+// given level (trace, debug, info, warn, error, fatal, panic, disabled, in
+// any case; empty means info).
+func New(w io.Writer, level string) (zerolog.Logger, error) {
+	lvl := zerolog.InfoLevel
+	if s := strings.TrimSpace(level); s != "" {
+		var err error
+		lvl, err = parseLevel(s)
+		if err != nil {
+			return zerolog.Nop(), err
+		}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// parseLevel accepts the level names only, not zerolog's numbers nor its
+// empty "no level".
+func parseLevel(s string) (zerolog.Level, error) {
+	for _, l := range []zerolog.Level{
+		zerolog.TraceLevel, zerolog.DebugLevel, zerolog.InfoLevel, zerolog.WarnLevel,
+		zerolog.ErrorLevel, zerolog.FatalLevel, zerolog.PanicLevel, zerolog.Disabled,
+	} {
+		if strings.EqualFold(s, l.String()) {
+			return l, nil
+		}
+	}
+	return zerolog.NoLevel, fmt.Errorf("failed to parse log level %q: want trace, debug, info, warn, error, fatal, panic or disabled", s)
+}
+
+// ctxKey is the context key of the logger.
+type ctxKey struct{}
+
+// Into returns a copy of ctx carrying logger.
+func Into(ctx context.Context, logger zerolog.Logger) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &logger)
+}
+
+// From returns the logger carried by ctx, or a disabled logger when there is
+// none.
+func From(ctx context.Context) *zerolog.Logger {
+	if l, ok := ctx.Value(ctxKey{}).(*zerolog.Logger); ok && l != nil {
+		return l
+	}
+	nop := zerolog.Nop()
+	return &nop
+}
+
+// WithBuild returns a copy of ctx whose logger adds the fields of a build:
+// build (its name), repo, target_branch, pr (only for a pull request) and
+// commit.
+func WithBuild(ctx context.Context, ref build.Ref, name string) context.Context {
+	c := From(ctx).With().
+		Str("build", name).
+		Str("repo", ref.Repo).
+		Str("target_branch", ref.TargetBranch)
+	if ref.PR != 0 {
+		c = c.Int("pr", ref.PR)
+	}
+	return Into(ctx, c.Str("commit", ref.Commit).Logger())
+}
