@@ -29,9 +29,9 @@ var (
 	commitRE = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
 )
 
-// maxBranchLen bounds the target branch; git allows longer names, but no
-// annotation of ours needs more.
-const maxBranchLen = 255
+// maxBranchLen bounds the target branch, in bytes: far above what GitHub
+// accepts, it only keeps absurd input out of annotations.
+const maxBranchLen = 1024
 
 // NewRef returns a normalized, validated Ref.
 func NewRef(repo, targetBranch string, pr int, commit string) (Ref, error) {

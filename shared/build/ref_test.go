@@ -373,7 +373,7 @@ func TestSlugShortEnoughIsPythons(t *testing.T) {
 func FuzzSlug(f *testing.F) {
 	f.Add("oca", "mis-builder", "16.0", uint32(0), []byte("a"))
 	f.Add("OCA", "Server_Env", "feature/x\n\"y\"", uint32(42), []byte("b"))
-	f.Add("a", "b", hostileBranch()[:120], uint32(4294967295), []byte("c"))
+	f.Add("a", "b", string([]rune(hostileBranch())[:120]), uint32(4294967295), []byte("c"))
 	f.Add("x", "y", "${{ github.token }}", uint32(1), []byte{})
 	f.Fuzz(func(t *testing.T, owner, name, branch string, pr uint32, seed []byte) {
 		r, err := NewRef(owner+"/"+name, branch, int(pr), fakeSha(string(seed)))

@@ -93,17 +93,31 @@ func MustRepoRule(repo, branch string, builds ...BuildSettings) RepoRule {
 func (r *RepoRule) compile(repo, branch string) error {
 	var errs []error
 	r.repoPattern, r.branchPattern = repo, branch
-	re, err := regexp.Compile(`(?i)^(?:` + repo + `)`)
+	re, err := compileAnchored("(?i)", repo)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("repo: invalid regular expression %q: %w", repo, regexpError(err)))
+		errs = append(errs, fmt.Errorf("repo: invalid regular expression %q: %w", repo, err))
 	}
 	r.repo = re
-	re, err = regexp.Compile(`^(?:` + branch + `)`)
+	re, err = compileAnchored("", branch)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("branch: invalid regular expression %q: %w", branch, regexpError(err)))
+		errs = append(errs, fmt.Errorf("branch: invalid regular expression %q: %w", branch, err))
 	}
 	r.branch = re
 	return errors.Join(errs...)
+}
+
+// compileAnchored compiles pattern anchored at the start, as Python's
+// re.match applies it. The pattern is checked alone first, so that one such
+// as "a)|(b" cannot escape the anchoring group.
+func compileAnchored(flags, pattern string) (*regexp.Regexp, error) {
+	if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
+		return nil, regexpError(err)
+	}
+	re, err := regexp.Compile(flags + `^(?:` + pattern + `)`)
+	if err != nil {
+		return nil, regexpError(err)
+	}
+	return re, nil
 }
 
 // regexpError keeps the code of a regexp error and drops its expression:

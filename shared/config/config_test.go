@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"maps"
 	"reflect"
 	"slices"
@@ -24,7 +23,7 @@ func pythonEnv() map[string]string {
 	return map[string]string{
 		"RUNBOAT_REPOS": `[
 			{"repo": "^oca/mis-builder$", "branch": "^15.0$", "builds": [{"image": "ghcr.io/oca/oca-ci/py3.8-odoo15.0:latest"}]},
-			{"repo": "^oca/mis-builder$", "branch": "^16.0$", "builds": [{"image": "ghcr.io/oca/oca-ci/py3.10-odoo16.0:latest", "kubefiles_path": "/tmp"}]},
+			{"repo": "^oca/mis-builder$", "branch": "^16.0$", "builds": [{"image": "ghcr.io/oca/oca-ci/py3.10-odoo16.0:latest", "kubefiles_path": "kubefiles/custom"}]},
 			{"repo": "^oca/.*", "branch": "^17.0$", "builds": [{"image": "ghcr.io/oca/oca-ci/py3.10-odoo17.0:latest",
 				"env": {"ODOO_VERSION": "17.0", "PGHOST": "pg17"}, "secret_env": {"PGPASSWORD": "rule-SECRET-5"},
 				"template_vars": {"storageClassName": "fast"}, "unknown_key": "ignored"}]}
@@ -97,12 +96,9 @@ func fieldErrors(err error) []*FieldError {
 	var out []*FieldError
 	var walk func(error)
 	walk = func(err error) {
-		var fe *FieldError
-		if errors.As(err, &fe) && err == error(fe) {
-			out = append(out, fe)
-			return
-		}
-		switch u := err.(type) { //nolint:errorlint // walking the tree
+		switch u := err.(type) { //nolint:errorlint // walking the tree, not matching
+		case *FieldError:
+			out = append(out, u)
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
 				walk(e)
@@ -278,7 +274,7 @@ func TestRepos(t *testing.T) {
 		repos string
 		want  []string // one substring per problem; none when valid
 	}{
-		{"python readme", `[{"repo": "^oca/.*", "branch": "^15.0$", "builds": [{"image": "ghcr.io/oca/oca-ci/py3.8-odoo15.0:latest", "kubefiles_path": "/tmp"}]}]`, nil},
+		{"python readme", `[{"repo": "^oca/.*", "branch": "^15.0$", "builds": [{"image": "ghcr.io/oca/oca-ci/py3.8-odoo15.0:latest", "kubefiles_path": "kubefiles/custom"}]}]`, nil},
 		{"empty list", `[]`, []string{"must list at least one repository rule"}},
 		{"null", `null`, []string{"must list at least one repository rule"}},
 		{"empty", ``, []string{"must list at least one repository rule"}},
@@ -322,8 +318,8 @@ func TestRepos(t *testing.T) {
 	}
 }
 
-// pythonMatch transcribes the matching of the Python runboat's settings
-// tests (tests/test_settings.py) over pythonEnv.
+// TestMatchAsPythonRunboat follows the Python runboat's settings tests
+// (tests/test_settings.py) over pythonEnv.
 func TestMatchAsPythonRunboat(t *testing.T) {
 	cfg := mustLoad(t, pythonEnv())
 	for _, tc := range []struct {
@@ -335,14 +331,12 @@ func TestMatchAsPythonRunboat(t *testing.T) {
 		{"oca/mis-builder", "15.0", "ghcr.io/oca/oca-ci/py3.8-odoo15.0:latest", "kubefiles/odoo"},
 		{"acsone/mis-builder", "15.0", "", ""},
 		{"OCA/mis-builder", "15.0-stuff", "", ""},
-		{"OCA/mis-builder", "16.0", "ghcr.io/oca/oca-ci/py3.10-odoo16.0:latest", "/tmp"},
+		{"OCA/mis-builder", "16.0", "ghcr.io/oca/oca-ci/py3.10-odoo16.0:latest", "kubefiles/custom"},
 		{"OCA/mis-builder-2", "16.0", "", ""},
 		{"OCA/server-env", "17.0", "ghcr.io/oca/oca-ci/py3.10-odoo17.0:latest", "kubefiles/odoo"},
 		{"OCA/server-env", "15.0", "", ""},
 		// "." is any character, as in Python.
 		{"OCA/mis-builder", "15x0", "ghcr.io/oca/oca-ci/py3.8-odoo15.0:latest", "kubefiles/odoo"},
-		// Branches are case sensitive.
-		{"OCA/mis-builder", "15.0", "ghcr.io/oca/oca-ci/py3.8-odoo15.0:latest", "kubefiles/odoo"},
 	} {
 		bs, ok := cfg.Match(tc.repo, tc.branch)
 		if ok != (tc.image != "") || bs.Image != tc.image {
@@ -421,6 +415,14 @@ func TestRepoRuleNotCompiled(t *testing.T) {
 	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "not compiled") {
 		t.Errorf("Validate of a rule not compiled = %v", err)
 	}
+	for _, p := range []string{"a)|(b", "(a", "a\\", "(?<=a)b", "x{2,1}"} {
+		if _, err := NewRepoRule(p, "main"); err == nil {
+			t.Errorf("NewRepoRule(%q): no error", p)
+		}
+		if _, err := NewRepoRule("oca/x", p); err == nil {
+			t.Errorf("NewRepoRule with branch %q: no error", p)
+		}
+	}
 	if _, err := NewRepoRule("(", ")"); err == nil || !strings.Contains(err.Error(), "repo: ") || !strings.Contains(err.Error(), "branch: ") {
 		t.Errorf("NewRepoRule with two bad expressions = %v, want both named", err)
 	}
@@ -467,7 +469,7 @@ func TestEffective(t *testing.T) {
 	// A rule without maps gets the global ones.
 	bs15, _ := cfg.Match("oca/mis-builder", "16.0")
 	e15 := cfg.Effective(bs15)
-	if e15.KubefilesPath != "/tmp" || e15.Env["PGPORT"] != "5432" || e15.TemplateVars["storageClassName"] != "standard" {
+	if e15.KubefilesPath != "kubefiles/custom" || e15.Env["PGPORT"] != "5432" || e15.TemplateVars["storageClassName"] != "standard" {
 		t.Errorf("effective settings of a plain rule = %+v", e15)
 	}
 }

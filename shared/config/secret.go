@@ -33,6 +33,20 @@ func (s Secret) GoString() string {
 	return "config.Secret(" + strconv.Quote(s.String()) + ")"
 }
 
+// Format makes every fmt verb, including %d and %x, print the redaction
+// rather than the value.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = f.Write([]byte(s.GoString()))
+		return
+	}
+	if verb == 'q' {
+		_, _ = f.Write([]byte(strconv.Quote(s.String())))
+		return
+	}
+	_, _ = f.Write([]byte(s.String()))
+}
+
 // MarshalJSON encodes the redaction.
 func (s Secret) MarshalJSON() ([]byte, error) {
 	b, err := json.Marshal(s.String())

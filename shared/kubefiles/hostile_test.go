@@ -162,8 +162,8 @@ func sliceDiff(want, got []string) string {
 	return b.String()
 }
 
-// checkNamesAndLabels checks every object name, and every label of the
-// objects, of their selectors and of their pod templates.
+// checkNamesAndLabels checks every object name, Ingress host, and every
+// label of the objects, of their selectors and of their pod templates.
 func checkNamesAndLabels(t *testing.T, objs []*unstructured.Unstructured) {
 	t.Helper()
 	for _, o := range objs {
@@ -174,6 +174,15 @@ func checkNamesAndLabels(t *testing.T, objs []*unstructured.Unstructured) {
 		if o.GetKind() == "Service" || o.GetKind() == "Job" {
 			for _, p := range validation.IsDNS1123Label(o.GetName()) {
 				t.Errorf("%s: invalid name: %s", id, p)
+			}
+		}
+		if o.GetKind() == "Ingress" {
+			rules, _, _ := unstructured.NestedSlice(o.Object, "spec", "rules")
+			for _, r := range rules {
+				host, _, _ := unstructured.NestedString(r.(map[string]any), "host")
+				for _, p := range validation.IsDNS1123Subdomain(host) {
+					t.Errorf("%s: invalid host %q: %s", id, host, p)
+				}
 			}
 		}
 		for _, path := range [][]string{

@@ -120,7 +120,8 @@ func modeKustomizationFile(fsys fs.FS, mode Mode) (string, bool, error) {
 // "<vars.Name>-..." and labelled runboat/build=<vars.Name>.
 //
 // A missing optional mode gives an error wrapping ErrModeNotFound; use
-// HasMode first.
+// HasMode first. To render a folder of the disk, pass os.DirFS(dir). Render
+// keeps no state between calls and may be called concurrently.
 func Render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, error) {
 	objs, err := render(fsys, mode, vars)
 	if err != nil {
@@ -291,7 +292,10 @@ func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map
 		}},
 		{"runboat-secret-env.json", secretEnv(vars.SecretEnv)},
 	}
-	kust := overlayKustomization(mode, vars, modeIsComponent)
+	kust, err := overlayKustomization(mode, vars, modeIsComponent)
+	if err != nil {
+		return err
+	}
 	for _, g := range generated {
 		b, err := marshalObject(g.obj)
 		if err != nil {
@@ -314,9 +318,12 @@ func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map
 
 // overlayKustomization is the overlay over the mode folder, without the
 // generated objects (writeOverlay adds them to its resources).
-func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) *types.Kustomization {
+func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) (*types.Kustomization, error) {
 	modeDir := path.Join("..", path.Base(kubefilesRoot), string(mode))
-	img, _ := parseImage(vars.Image) // checked by Vars.validate
+	img, err := parseImage(vars.Image)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image: %w", err)
+	}
 	k := &types.Kustomization{
 		TypeMeta: types.TypeMeta{
 			APIVersion: types.KustomizationVersion,
@@ -345,18 +352,26 @@ func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) *types.Kus
 		k.Resources = []string{modeDir}
 	}
 	if mode == ModeDeployment {
-		k.Patches = append(k.Patches, deploymentPatch(vars))
+		p, err := deploymentPatch(vars)
+		if err != nil {
+			return nil, err
+		}
+		k.Patches = append(k.Patches, p)
 	}
 	if kind := mode.jobKind(); kind != "" {
-		k.Patches = append(k.Patches, jobKindPatch(kind))
+		p, err := jobKindPatch(kind)
+		if err != nil {
+			return nil, err
+		}
+		k.Patches = append(k.Patches, p)
 	}
-	return k
+	return k, nil
 }
 
 // deploymentPatch is the strategic merge patch that makes the build's
 // Deployment the runboat build: no replicas, the cleanup finalizer and the
 // build annotations.
-func deploymentPatch(vars Vars) types.Patch {
+func deploymentPatch(vars Vars) (types.Patch, error) {
 	patch := map[string]any{
 		"apiVersion": "apps/v1",
 		"kind":       "Deployment",
@@ -375,14 +390,18 @@ func deploymentPatch(vars Vars) types.Patch {
 		},
 		"spec": map[string]any{"replicas": 0},
 	}
-	return types.Patch{
-		Patch:  mustJSON(patch),
-		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "apps", Kind: "Deployment"}}},
+	b, err := marshalJSON(patch)
+	if err != nil {
+		return types.Patch{}, fmt.Errorf("failed to marshal the Deployment patch: %w", err)
 	}
+	return types.Patch{
+		Patch:  string(b),
+		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "apps", Kind: "Deployment"}}},
+	}, nil
 }
 
 // jobKindPatch labels the Jobs and their pod templates with their kind.
-func jobKindPatch(kind build.JobKind) types.Patch {
+func jobKindPatch(kind build.JobKind) (types.Patch, error) {
 	labels := map[string]string{build.LabelJobKind: string(kind)}
 	patch := map[string]any{
 		"apiVersion": "batch/v1",
@@ -397,20 +416,14 @@ func jobKindPatch(kind build.JobKind) types.Patch {
 			},
 		},
 	}
-	return types.Patch{
-		Patch:  mustJSON(patch),
-		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "batch", Kind: "Job"}}},
-	}
-}
-
-// mustJSON marshals a value made of maps, slices, strings and numbers, which
-// cannot fail.
-func mustJSON(v any) string {
-	b, err := marshalJSON(v)
+	b, err := marshalJSON(patch)
 	if err != nil {
-		panic(fmt.Sprintf("failed to marshal a patch: %v", err))
+		return types.Patch{}, fmt.Errorf("failed to marshal the Job patch: %w", err)
 	}
-	return string(b)
+	return types.Patch{
+		Patch:  string(b),
+		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "batch", Kind: "Job"}}},
+	}, nil
 }
 
 func typeMeta(kind string) metav1.TypeMeta {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -70,6 +71,15 @@ func mustRender(t *testing.T, fsys fs.FS, mode Mode, vars Vars) []*unstructured.
 
 func toYAML(t *testing.T, objs []*unstructured.Unstructured) []byte {
 	t.Helper()
+	b, err := marshalYAML(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// marshalYAML marshals objects as a multi-document YAML stream.
+func marshalYAML(objs []*unstructured.Unstructured) ([]byte, error) {
 	var buf bytes.Buffer
 	for i, o := range objs {
 		if i > 0 {
@@ -77,11 +87,11 @@ func toYAML(t *testing.T, objs []*unstructured.Unstructured) []byte {
 		}
 		b, err := yaml.Marshal(o.Object)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		buf.Write(b)
 	}
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -821,4 +831,32 @@ func secretData(s *unstructured.Unstructured) (map[string]string, error) {
 		out[k] = string(b)
 	}
 	return out, nil
+}
+
+// TestRenderConcurrent renders from several goroutines, as a function
+// instance may; run with -race to check that kustomize's global state is
+// guarded.
+func TestRenderConcurrent(t *testing.T) {
+	fsys := defaultKubefiles(t, "odoo")
+	vars := testVars(t)
+	want := toYAML(t, mustRender(t, fsys, ModeDeployment, vars))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			objs, err := Render(fsys, ModeDeployment, vars)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got, err := marshalYAML(objs)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !bytes.Equal(got, want) {
+				t.Error("concurrent renders differ")
+			}
+		})
+	}
+	wg.Wait()
 }
