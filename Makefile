@@ -27,10 +27,6 @@ test: lint cluster ## Run every check and test (the command CI runs)
 	  (cd $$m && GOWORK=off go test -count=1 -timeout 20m ./...); \
 	done
 
-.PHONY: unit
-unit: ## Run the tests that need no cluster (-short)
-	@for m in $(MODULES); do (cd $$m && GOWORK=off go test -short ./...); done
-
 .PHONY: cluster
 cluster: ## Build (first time) and start the local control plane; no-op if running
 	@$(LOCALCLUSTER) up

@@ -35,3 +35,5 @@ require (
 )
 
 replace runboat.dev/shared => ../shared
+
+replace runboat.dev/kubefiles => ../kubefiles

@@ -66,3 +66,7 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+require runboat.dev/kubefiles v0.0.0
+
+replace runboat.dev/kubefiles => ../kubefiles

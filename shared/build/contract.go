@@ -14,6 +14,11 @@ const (
 	// can be selected by the API server. Added by this project; adopted
 	// Python runboat builds get it on first sight.
 	LabelCommit = "runboat/commit"
+	// LabelTarget identifies what a build is for, a branch or a pull request
+	// of a repository (see Ref.TargetKey), so that the builds of a branch or
+	// of a pull request can be selected by the API server. Added by this
+	// project, like LabelCommit.
+	LabelTarget = "runboat/target"
 
 	AnnotationRepo         = "runboat/repo"
 	AnnotationTargetBranch = "runboat/target-branch"

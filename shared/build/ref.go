@@ -71,12 +71,39 @@ func (r Ref) Validate() error {
 // webhook finds the same name and the create of its Deployment is the lock.
 // It is a valid DNS label and label value.
 func (r Ref) Name() string {
+	return "b" + shortHash(r.Repo, r.TargetBranch, strconv.Itoa(r.PR), r.Commit)
+}
+
+// TargetKey is the value of the runboat/target label: a short hash of the
+// repository and of the branch (branch builds) or the pull request number (PR
+// builds, whatever their target branch, which a PR may change).
+func (r Ref) TargetKey() string {
+	if r.PR != 0 {
+		return PRKey(r.Repo, r.PR)
+	}
+	return BranchKey(r.Repo, r.TargetBranch)
+}
+
+// BranchKey is the runboat/target label value of the branch builds of a
+// branch.
+func BranchKey(repo, branch string) string {
+	return "br-" + shortHash(strings.ToLower(repo), branch)
+}
+
+// PRKey is the runboat/target label value of the builds of a pull request.
+func PRKey(repo string, pr int) string {
+	return "pr-" + shortHash(strings.ToLower(repo), strconv.Itoa(pr))
+}
+
+// shortHash hashes parts, each terminated by a NUL so that no two lists of
+// parts hash alike, into 20 hex digits.
+func shortHash(parts ...string) string {
 	h := sha256.New()
-	for _, part := range []string{r.Repo, r.TargetBranch, strconv.Itoa(r.PR), r.Commit} {
+	for _, part := range parts {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
-	return "b" + hex.EncodeToString(h.Sum(nil))[:20]
+	return hex.EncodeToString(h.Sum(nil))[:20]
 }
 
 // PRString is the value of the runboat/pr annotation: empty for a branch.

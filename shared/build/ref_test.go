@@ -92,7 +92,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{
 			name: "branch too long",
 			ref:  Ref{Repo: "oca/x", TargetBranch: strings.Repeat("b", maxBranchLen+1), Commit: sha40},
-			want: []string{"target branch longer than 255 bytes"},
+			want: []string{"target branch longer than 1024 bytes"},
 		},
 		{
 			name: "short sha",
@@ -172,8 +172,8 @@ func assertDNSLabel(t testing.TB, what, s string) {
 func TestNameDeterministic(t *testing.T) {
 	a := mustRef(t, "OCA/mis-builder", "16.0", 7, strings.ToUpper(sha40))
 	b := mustRef(t, "oca/mis-builder", "16.0", 7, sha40)
-	if a.Name() != a.Name() {
-		t.Errorf("Name is not stable: %q then %q", a.Name(), a.Name())
+	if again := mustRef(t, "OCA/mis-builder", "16.0", 7, strings.ToUpper(sha40)); a.Name() != again.Name() {
+		t.Errorf("Name is not stable: %q then %q", a.Name(), again.Name())
 	}
 	if a.Name() != b.Name() {
 		t.Errorf("same build, different names: %q and %q", a.Name(), b.Name())
@@ -284,9 +284,10 @@ func TestSlugHostileBranch(t *testing.T) {
 		t.Fatalf("test branch has %d characters, want 250", n)
 	}
 	for _, pr := range []int{0, 7, 123456789} {
-		// Built directly: the branch is longer than 255 bytes, and the slug
-		// must be valid whatever the branch holds.
-		r := Ref{Repo: "oca/mis-builder", TargetBranch: branch, PR: pr, Commit: sha40}
+		r, err := NewRef("oca/mis-builder", branch, pr, sha40)
+		if err != nil {
+			t.Fatalf("NewRef refused the hostile branch: %v", err)
+		}
 		s := r.Slug()
 		assertDNSLabel(t, "slug", s)
 		if len(s) != maxDNSLabel {
@@ -395,4 +396,27 @@ func FuzzSlug(f *testing.F) {
 			t.Fatalf("Slug(%+v) = %q, Python runboat gives %q", r, s, py)
 		}
 	})
+}
+
+func TestTargetKey(t *testing.T) {
+	const sha = "0123456789abcdef0123456789abcdef01234567"
+	branch := Ref{Repo: "oca/x", TargetBranch: "16.0", Commit: sha}
+	pr := Ref{Repo: "oca/x", TargetBranch: "16.0", PR: 12, Commit: sha}
+	prOtherBase := Ref{Repo: "oca/x", TargetBranch: "17.0", PR: 12, Commit: strings.Repeat("f", 40)}
+	if branch.TargetKey() != BranchKey("OCA/X", "16.0") {
+		t.Errorf("branch key %q, want BranchKey of the same repo (any case) and branch", branch.TargetKey())
+	}
+	if pr.TargetKey() != PRKey("oca/x", 12) || pr.TargetKey() != prOtherBase.TargetKey() {
+		t.Errorf("PR keys %q and %q, want the PR's key whatever the base branch and commit", pr.TargetKey(), prOtherBase.TargetKey())
+	}
+	keys := map[string]bool{}
+	for _, k := range []string{branch.TargetKey(), pr.TargetKey(), BranchKey("oca/x", "12"), PRKey("oca/y", 12), BranchKey("oca/x", "16.0\x00")} {
+		if keys[k] {
+			t.Errorf("duplicate key %q", k)
+		}
+		keys[k] = true
+		if errs := validation.IsValidLabelValue(k); len(errs) > 0 {
+			t.Errorf("key %q is not a label value: %v", k, errs)
+		}
+	}
 }

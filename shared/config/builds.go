@@ -301,13 +301,10 @@ func (b Builds) Validate() error {
 			}
 		}
 	}
-	switch {
-	case b.Namespace == "":
+	if b.Namespace == "" {
 		errs = append(errs, fieldErr("BUILD_NAMESPACE", "required"))
-	default:
-		if msgs := validation.IsDNS1123Label(b.Namespace); len(msgs) > 0 {
-			errs = append(errs, fieldErr("BUILD_NAMESPACE", "invalid namespace %q: %s", b.Namespace, strings.Join(msgs, "; ")))
-		}
+	} else if msgs := validation.IsDNS1123Label(b.Namespace); len(msgs) > 0 {
+		errs = append(errs, fieldErr("BUILD_NAMESPACE", "invalid namespace %q: %s", b.Namespace, strings.Join(msgs, "; ")))
 	}
 	switch {
 	case b.Domain == "":

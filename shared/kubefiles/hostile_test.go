@@ -56,7 +56,7 @@ func TestRenderHostile(t *testing.T) {
 		for _, mode := range requiredModes {
 			t.Run(name+"/"+string(mode), func(t *testing.T) {
 				vars := testVars(t)
-				vars.Name, vars.Slug, vars.TargetBranch, vars.PR, vars.Commit = ref.Name(), ref.Slug(), ref.TargetBranch, ref.PRString(), ref.Commit
+				vars.Name, vars.Slug, vars.TargetBranch, vars.PR, vars.Commit, vars.Target = ref.Name(), ref.Slug(), ref.TargetBranch, ref.PRString(), ref.Commit, ref.TargetKey()
 				vars.Repo = hostile(120, "repo")
 				vars.Env = map[string]string{
 					"PGHOST":     hostile(300, "env"),
@@ -74,7 +74,7 @@ func TestRenderHostile(t *testing.T) {
 				var annotated string // demo: a template var placed in a pod annotation
 				if name == "demo" {
 					prefix := map[Mode]string{ModeDeployment: "web", ModeInitialize: "initialize", ModeCleanup: "cleanup"}[mode]
-					annotated = prefix + "_kwok_delay"
+					annotated = prefix + "_kwok_waiting_reason"
 					vars.TemplateVars[annotated] = hostile(180, "annotation")
 				}
 
@@ -102,7 +102,7 @@ func TestRenderHostile(t *testing.T) {
 					}
 				}
 				if annotated != "" {
-					got := podAnnotations(t, objs)["runboat.dev/kwok-delay"]
+					got := podAnnotations(t, objs)["runboat.dev/kwok-waiting-reason"]
 					if got != vars.TemplateVars[annotated] {
 						t.Errorf("pod annotation from %s:\n got %q\nwant %q", annotated, got, vars.TemplateVars[annotated])
 					}

@@ -335,7 +335,10 @@ func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) (*types.Ku
 			// Selectors and templates included, as runboat's commonLabels.
 			{Pairs: map[string]string{build.LabelBuild: vars.Name}, IncludeSelectors: true},
 			// Not in selectors, which are immutable.
-			{Pairs: map[string]string{build.LabelCommit: vars.Commit}, IncludeTemplates: true},
+			{
+				Pairs:            map[string]string{build.LabelCommit: vars.Commit, build.LabelTarget: vars.Target},
+				IncludeTemplates: true,
+			},
 		},
 		Images: []types.Image{{
 			Name:    ImagePlaceholder,

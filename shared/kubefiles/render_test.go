@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,8 +181,15 @@ func checkContract(t *testing.T, objs []*unstructured.Unstructured, mode Mode, v
 		if got := o.GetLabels()[build.LabelCommit]; got != vars.Commit {
 			t.Errorf("%s %s: commit label %q", o.GetKind(), o.GetName(), got)
 		}
-		if tmpl := podTemplateLabels(t, o); tmpl != nil && tmpl[build.LabelBuild] != vars.Name {
-			t.Errorf("%s %s: pod template build label %q", o.GetKind(), o.GetName(), tmpl[build.LabelBuild])
+		if got := o.GetLabels()[build.LabelTarget]; got != vars.Target || got == "" {
+			t.Errorf("%s %s: target label %q, want %q", o.GetKind(), o.GetName(), got, vars.Target)
+		}
+		if tmpl := podTemplateLabels(t, o); tmpl != nil {
+			for k, v := range map[string]string{build.LabelBuild: vars.Name, build.LabelCommit: vars.Commit, build.LabelTarget: vars.Target} {
+				if tmpl[k] != v {
+					t.Errorf("%s %s: pod template label %s=%q, want %q", o.GetKind(), o.GetName(), k, tmpl[k], v)
+				}
+			}
 		}
 		if sel, found, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels"); found && sel[build.LabelBuild] != vars.Name {
 			t.Errorf("%s %s: selector build label %q", o.GetKind(), o.GetName(), sel[build.LabelBuild])
@@ -401,35 +409,40 @@ func checkEnvRefs(t *testing.T, cid string, c map[string]any, vars Vars) {
 func TestRenderTemplateVarsReachDemoPods(t *testing.T) {
 	fsys := defaultKubefiles(t, "demo")
 	cases := []struct {
-		mode   Mode
-		prefix string
+		mode        Mode
+		pod         string
+		annotations []string
 	}{
-		{ModeDeployment, "web"},
-		{ModeInitialize, "initialize"},
-		{ModeCleanup, "cleanup"},
+		{ModeDeployment, "web", []string{"ready-delay", "waiting-reason"}},
+		{ModeInitialize, "initialize", []string{"fail", "delay", "waiting-reason"}},
+		{ModeCleanup, "cleanup", []string{"fail", "delay", "waiting-reason"}},
 	}
 	for _, c := range cases {
 		t.Run(string(c.mode), func(t *testing.T) {
-			// Defaults first.
+			// By default, no kwok annotation at all: the local cluster's
+			// stages test their presence.
 			vars := testVars(t)
 			objs := mustRender(t, fsys, c.mode, vars)
-			annotations := podAnnotations(t, objs)
-			for k, v := range map[string]string{"runboat.dev/kwok-fail": "false", "runboat.dev/kwok-image-pull-error": "false", "runboat.dev/kwok-delay": "0s"} {
-				if annotations[k] != v {
-					t.Errorf("default %s = %q, want %q", k, annotations[k], v)
+			for k, v := range podAnnotations(t, objs) {
+				if strings.HasPrefix(k, "runboat.dev/kwok-") {
+					t.Errorf("default pod annotation %s=%q", k, v)
 				}
 			}
-			// Then overridden.
-			vars.TemplateVars = map[string]string{
-				c.prefix + "_kwok_fail":             "true",
-				c.prefix + "_kwok_image_pull_error": "true",
-				c.prefix + "_kwok_delay":            "2s",
-			}
-			objs = mustRender(t, fsys, c.mode, vars)
-			annotations = podAnnotations(t, objs)
-			for k, v := range map[string]string{"runboat.dev/kwok-fail": "true", "runboat.dev/kwok-image-pull-error": "true", "runboat.dev/kwok-delay": "2s"} {
-				if annotations[k] != v {
-					t.Errorf("%s = %q, want %q", k, annotations[k], v)
+			// Each template var set alone gives its annotation alone.
+			for i, name := range c.annotations {
+				vars.TemplateVars = map[string]string{
+					c.pod + "_kwok_" + strings.ReplaceAll(name, "-", "_"): fmt.Sprintf("value %d", i),
+				}
+				objs = mustRender(t, fsys, c.mode, vars)
+				var got []string
+				for k, v := range podAnnotations(t, objs) {
+					if strings.HasPrefix(k, "runboat.dev/kwok-") {
+						got = append(got, k+"="+v)
+					}
+				}
+				want := fmt.Sprintf("runboat.dev/kwok-%s=value %d", name, i)
+				if len(got) != 1 || got[0] != want {
+					t.Errorf("pod annotations %v, want [%s]", got, want)
 				}
 			}
 		})
@@ -437,7 +450,7 @@ func TestRenderTemplateVarsReachDemoPods(t *testing.T) {
 }
 
 // podAnnotations returns the pod template annotations of the only object
-// that has a pod template.
+// that has some.
 func podAnnotations(t *testing.T, objs []*unstructured.Unstructured) map[string]string {
 	t.Helper()
 	var result map[string]string
@@ -452,8 +465,8 @@ func podAnnotations(t *testing.T, objs []*unstructured.Unstructured) map[string]
 			n++
 		}
 	}
-	if n != 1 {
-		t.Fatalf("%d objects with pod template annotations, want 1", n)
+	if n > 1 {
+		t.Fatalf("%d objects with pod template annotations, want at most 1", n)
 	}
 	return result
 }
@@ -774,6 +787,7 @@ func TestRenderInvalidVars(t *testing.T) {
 	vars.Image = "Bad Image"
 	vars.PR = "12a"
 	vars.Commit = "abc"
+	vars.Target = "not a label value"
 	vars.Env = map[string]string{"BAD KEY": "x"}
 	vars.SecretEnv = map[string]string{"K": "\xff"}
 	vars.InitStatus = "done"
@@ -782,7 +796,7 @@ func TestRenderInvalidVars(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"build name", "namespace", "build domain", "image", "pr", "commit", `"BAD KEY"`, `"K"`, "init status", "last-scaled"} {
+	for _, want := range []string{"build name", "namespace", "build domain", "image", "pr", "commit", "target", `"BAD KEY"`, `"K"`, "init status", "last-scaled"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not report the %s: %v", want, err)
 		}
@@ -803,7 +817,7 @@ func TestRenderBranchBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := testVars(t)
-	vars.Name, vars.Slug, vars.PR = ref.Name(), ref.Slug(), ref.PRString()
+	vars.Name, vars.Slug, vars.PR, vars.Target = ref.Name(), ref.Slug(), ref.PRString(), ref.TargetKey()
 	objs := mustRender(t, fsys, ModeDeployment, vars)
 	d := objs[len(objs)-1]
 	pr, ok := d.GetAnnotations()[build.AnnotationPR]
@@ -859,4 +873,71 @@ func TestRenderConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestRenderOverridesKubefiles checks that what runboat relies on wins over
+// what kubefiles say.
+func TestRenderOverridesKubefiles(t *testing.T) {
+	deployment := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  labels:
+    runboat/build: someone-else
+    runboat/commit: "0000"
+  annotations:
+    runboat/init-status: succeeded
+    runboat/repo: other/repo
+    example.org/kept: "yes"
+  finalizers:
+    - example.org/kept
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: x
+  template:
+    metadata:
+      labels:
+        app: x
+    spec:
+      containers:
+        - name: c
+          image: runboat-image:ignored-tag
+`
+	fsys := fstest.MapFS{
+		"deployment/kustomization.yaml": {Data: []byte("resources: [deployment.yaml]\nnamespace: elsewhere\n")},
+		"deployment/deployment.yaml":    {Data: []byte(deployment)},
+	}
+	vars := testVars(t)
+	vars.InitStatus = build.InitFailed
+	objs := mustRender(t, fsys, ModeDeployment, vars)
+	d := find(t, objs, "Deployment", vars.Name+"-app")
+	if d.GetNamespace() != vars.Namespace {
+		t.Errorf("namespace %q, want %q", d.GetNamespace(), vars.Namespace)
+	}
+	for k, v := range map[string]string{build.LabelBuild: vars.Name, build.LabelCommit: vars.Commit} {
+		if got := d.GetLabels()[k]; got != v {
+			t.Errorf("label %s=%q, want %q", k, got, v)
+		}
+	}
+	for k, v := range map[string]string{
+		build.AnnotationInitStatus: string(build.InitFailed),
+		build.AnnotationRepo:       vars.Repo,
+		"example.org/kept":         "yes",
+	} {
+		if got := d.GetAnnotations()[k]; got != v {
+			t.Errorf("annotation %s=%q, want %q", k, got, v)
+		}
+	}
+	if replicas, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); replicas != 0 {
+		t.Errorf("replicas %d, want 0", replicas)
+	}
+	if f := d.GetFinalizers(); !slices.Contains(f, build.Finalizer) || !slices.Contains(f, "example.org/kept") {
+		t.Errorf("finalizers %v, want %s added to the kubefiles' own", f, build.Finalizer)
+	}
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	if got := containers[0].(map[string]any)["image"]; got != vars.Image {
+		t.Errorf("image %v, want %s", got, vars.Image)
+	}
 }

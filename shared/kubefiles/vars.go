@@ -107,6 +107,9 @@ type Vars struct {
 	PR string
 	// Commit is the full sha of the built commit.
 	Commit string
+	// Target is the value of the runboat/target label: what the build is
+	// for, a branch or a pull request (build.Ref.TargetKey).
+	Target string
 
 	// Env is the content of the env ConfigMap (EnvConfigMap): BUILD_ENV,
 	// merged by the caller with any env of the build.
@@ -139,6 +142,7 @@ func NewVars(ref build.Ref) Vars {
 		TargetBranch: ref.TargetBranch,
 		PR:           ref.PRString(),
 		Commit:       ref.Commit,
+		Target:       ref.TargetKey(),
 		InitStatus:   build.InitTodo,
 	}
 }
@@ -194,10 +198,16 @@ func (v Vars) validate(mode Mode) error {
 	if !commitRE.MatchString(v.Commit) {
 		add("commit", fmt.Sprintf("%q is not a full lower-case hex sha", v.Commit))
 	}
-	for field, s := range map[string]string{"repo": v.Repo, "target branch": v.TargetBranch} {
-		if !utf8.ValidString(s) {
-			add(field, "not valid UTF-8")
-		}
+	if v.Target == "" {
+		add("target", "empty")
+	} else {
+		add("target", validation.IsValidLabelValue(v.Target)...)
+	}
+	if !utf8.ValidString(v.Repo) {
+		add("repo", "not valid UTF-8")
+	}
+	if !utf8.ValidString(v.TargetBranch) {
+		add("target branch", "not valid UTF-8")
 	}
 	errs = append(errs, validateMap("env", v.Env)...)
 	errs = append(errs, validateMap("secret env", v.SecretEnv)...)

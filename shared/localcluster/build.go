@@ -1,11 +1,9 @@
 package localcluster
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,7 +73,7 @@ func (c *Cluster) ensureBinaries(ctx context.Context, log io.Writer) (Binaries, 
 	if err != nil {
 		return Binaries{}, fmt.Errorf("failed to create the build log: %w", err)
 	}
-	defer logFile.Close()
+	defer logFile.Close() //nolint:errcheck // written through; a close error loses nothing
 	b := builder{dir: filepath.Join(dir, "src"), bin: filepath.Join(dir, "bin"), kube: c.kubeVersion, log: logFile}
 	for _, step := range []struct {
 		what string
@@ -207,23 +205,16 @@ func (b builder) goOutput(ctx context.Context, args ...string) ([]byte, error) {
 	return out, nil
 }
 
-// tail returns the last n lines of a file, for error messages.
+// tail returns the last n lines of a file, for error messages; "" if the
+// file cannot be read.
 func tail(path string, n int) string {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	var lines []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		lines = append(lines, s.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	if err := s.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
-		return ""
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
 }

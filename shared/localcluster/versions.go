@@ -1,10 +1,11 @@
 package localcluster
 
 import (
-	"errors"
 	"fmt"
-	"runtime/debug"
+	"regexp"
 	"strings"
+
+	"runboat.dev/shared"
 )
 
 // KwokVersion is the version of kwok and kwokctl the local control plane is
@@ -16,24 +17,17 @@ const KwokVersion = "v0.8.0"
 // clientGoModule is the module whose version pins the control plane.
 const clientGoModule = "k8s.io/client-go"
 
-// KubeVersion returns the Kubernetes version matching the client-go this
-// binary was built with: client-go v0.X.Y goes with Kubernetes v1.X.Y.
+// KubeVersion returns the Kubernetes version matching the client-go of
+// shared/go.mod: client-go v0.X.Y goes with Kubernetes v1.X.Y.
 func KubeVersion() (string, error) {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "", errors.New("failed to read build information: binary built without module support")
+	m := clientGoRE.FindSubmatch(shared.GoMod)
+	if m == nil {
+		return "", fmt.Errorf("failed to find %s in shared/go.mod", clientGoModule)
 	}
-	for _, dep := range info.Deps {
-		if dep.Path != clientGoModule {
-			continue
-		}
-		if dep.Replace != nil {
-			dep = dep.Replace
-		}
-		return kubeVersionFor(dep.Version)
-	}
-	return "", fmt.Errorf("failed to find %s among the dependencies of %s", clientGoModule, info.Path)
+	return kubeVersionFor(string(m[1]))
 }
+
+var clientGoRE = regexp.MustCompile(`(?m)^\s*(?:require\s+)?k8s\.io/client-go\s+(v\S+)`)
 
 // kubeVersionFor maps a client-go version to its Kubernetes version.
 func kubeVersionFor(clientGo string) (string, error) {

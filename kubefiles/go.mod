@@ -1,0 +1,3 @@
+module runboat.dev/kubefiles
+
+go 1.26.0
