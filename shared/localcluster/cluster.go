@@ -188,7 +188,7 @@ func (c *Cluster) deleteCluster(ctx context.Context, bins Binaries, log io.Write
 	}
 	// kwokctl stops what it started; anything still running from this
 	// version's binaries (a crash half-way through a start) is stopped here.
-	left, err := c.processes()
+	left, err := c.Processes()
 	if err != nil {
 		return err
 	}
@@ -203,16 +203,15 @@ func (c *Cluster) deleteCluster(ctx context.Context, bins Binaries, log io.Write
 	return os.RemoveAll(filepath.Join(c.kwokWorkDir(), "clusters", c.name))
 }
 
-// Processes returns the ids of the running processes started from the
-// cluster's binaries.
-func (c *Cluster) Processes() ([]int, error) { return c.processes() }
-
-func (c *Cluster) processes() ([]int, error) {
+// Processes returns the ids of the running processes of the cluster: those
+// started from its binaries, or from the copies kwokctl makes of them.
+func (c *Cluster) Processes() ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("failed to list processes: %w", err)
 	}
-	binDir := c.BinDir() + string(filepath.Separator)
+	sep := string(filepath.Separator)
+	prefixes := []string{c.BinDir() + sep, filepath.Join(c.kwokWorkDir(), "clusters", c.name) + sep}
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -221,10 +220,13 @@ func (c *Cluster) processes() ([]int, error) {
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
 		if err != nil {
-			continue // gone, or not ours to read
+			continue // gone, a zombie, or not ours to read
 		}
-		if strings.HasPrefix(exe, binDir) && !strings.HasSuffix(exe, "/kwokctl") {
-			pids = append(pids, pid)
+		for _, p := range prefixes {
+			if strings.HasPrefix(exe, p) {
+				pids = append(pids, pid)
+				break
+			}
 		}
 	}
 	return pids, nil
