@@ -27,6 +27,10 @@ test: lint cluster ## Run every check and test (the command CI runs)
 	  (cd $$m && GOWORK=off go test -count=1 -timeout 20m ./...); \
 	done
 
+.PHONY: bench
+bench: cluster ## Run the benchmarks on the local cluster and print their figures
+	cd functions && GOWORK=off go test -run '^$$' -bench . -benchtime 200x ./...
+
 .PHONY: cluster
 cluster: ## Build (first time) and start the local control plane; no-op if running
 	@$(LOCALCLUSTER) up

@@ -133,7 +133,7 @@ func (b *syncBuffer) String() string {
 // branch would show.
 var supportedBranches = map[string]bool{"master": true, "feature/x": true, "16.0/mis-builder": true, "simple-tag": true}
 
-func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
+func newFixture(t testing.TB, mutate ...func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{deployer: &fakeDeployer{created: true}, poster: &fakePoster{}, log: &syncBuffer{}}
 	opts := Options{
@@ -185,7 +185,7 @@ func (f *fixture) serve(r *http.Request) *httptest.ResponseRecorder {
 	return w
 }
 
-func payload(t *testing.T, name string) []byte {
+func payload(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
 	if err != nil {
@@ -195,7 +195,7 @@ func payload(t *testing.T, name string) []byte {
 }
 
 // edit changes a payload in memory.
-func edit(t *testing.T, body []byte, change func(m map[string]any)) []byte {
+func edit(t testing.TB, body []byte, change func(m map[string]any)) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -611,4 +611,11 @@ func TestConcurrentIdenticalDeliveries(t *testing.T) {
 			t.Errorf("call %d: got %+v, want %+v", i, c, want)
 		}
 	}
+}
+
+// Calls returns the statuses posted so far.
+func (p *fakePoster) Calls() []status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]status(nil), p.statuses...)
 }

@@ -1,0 +1,77 @@
+// Command runboat is the function: it serves the GitHub webhook, as an AWS
+// Lambda behind a function URL when run by Lambda, or as a plain HTTP server
+// with --listen.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"runboat.dev/functions/app"
+	"runboat.dev/functions/lambdaurl"
+	"runboat.dev/shared/config"
+	"runboat.dev/shared/kube"
+	"runboat.dev/shared/logging"
+)
+
+func main() {
+	listen := flag.String("listen", "", "serve plain HTTP on this address (e.g. localhost:8000) instead of running as a Lambda")
+	logLevel := flag.String("log-level", "info", "log level: debug, info, warn or error")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *listen, *logLevel); err != nil {
+		fmt.Fprintln(os.Stderr, "runboat:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, listen, logLevel string) error {
+	logger, err := logging.New(os.Stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	var cfg app.Config
+	if err := config.Load(config.Environ(), &cfg); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	restConfig, err := kube.Config(kube.Options{UserAgent: "runboat-function"})
+	if err != nil {
+		return err
+	}
+	h, err := app.NewHandler(cfg, restConfig, logger)
+	if err != nil {
+		return err
+	}
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		lambda.StartWithOptions(lambdaurl.Handler(h), lambda.WithContext(ctx))
+		return nil
+	}
+	if listen == "" {
+		return errors.New("not running as a Lambda: give --listen ADDRESS to serve HTTP")
+	}
+	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info().Str("listen", listen).Msg("serving")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("failed to serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("failed to shut down: %w", err)
+	}
+	return nil
+}

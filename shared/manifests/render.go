@@ -1,0 +1,192 @@
+// Package manifests renders the kustomize base of the project's manifests/
+// folder (what installs the jobs in a namespace: ServiceAccount, Role,
+// RoleBinding, configuration and CronJobs), and installs it in a test
+// namespace of the local cluster, so that end-to-end tests can act as the
+// jobs' ServiceAccount.
+package manifests
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/pkg/util"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// Names of the objects of the base.
+const (
+	ServiceAccount = "runboat"
+	Role           = "runboat"
+	RoleBinding    = "runboat"
+	ConfigMap      = "runboat-config"
+	// Secret is the Secret the CronJobs read and the installer creates; the
+	// base refers to it and does not hold it.
+	Secret = "runboat-secrets"
+
+	CronJobInitializer = "runboat-initializer"
+	CronJobStopper     = "runboat-stopper"
+	CronJobUndeployer  = "runboat-undeployer"
+
+	// Image is the placeholder image name of the CronJobs, which installers
+	// replace with kustomize's images.
+	Image = "runboat-jobs"
+)
+
+// CronJobs are the names of the three CronJobs.
+var CronJobs = []string{CronJobInitializer, CronJobStopper, CronJobUndeployer}
+
+// folderName is the name of the manifests folder at the top of the project.
+const folderName = "manifests"
+
+// Dir finds the manifests folder of the project: the folder "manifests"
+// holding a kustomization.yaml in the working directory or the nearest of
+// its parents (tests run in their package's folder, somewhere below the top
+// of the project).
+func Dir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("failed to find the manifests folder: %w", err)
+	}
+	for dir := wd; ; {
+		candidate := filepath.Join(dir, folderName)
+		if _, err := os.Stat(filepath.Join(candidate, "kustomization.yaml")); err == nil {
+			return candidate, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("failed to find the manifests folder: %w", err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("failed to find the manifests folder: no %s/kustomization.yaml in %s or its parents", folderName, wd)
+		}
+		dir = parent
+	}
+}
+
+// Options change what Render renders, as an installer's overlay would.
+type Options struct {
+	// Namespace, when set, is the namespace of every object (and of the
+	// RoleBinding's subject), as `kustomize edit set namespace` sets it.
+	Namespace string
+	// Image, when set, replaces the placeholder image (name[:tag] or
+	// name@digest), as `kustomize edit set image runboat-jobs=...` does.
+	Image string
+}
+
+// Where Render lays out its in-memory filesystem: the manifests folder is
+// copied to baseRoot, and the overlay of the options is written beside it.
+const (
+	baseRoot    = "/base"
+	overlayRoot = "/overlay"
+)
+
+// Render renders the kustomize base in dir (see Dir) with kustomize's
+// krusty, through an overlay that applies opts, and returns the objects in
+// the order kustomize gives them. Only dir is read: it is copied into an
+// in-memory filesystem first.
+func Render(dir string, opts Options) ([]*unstructured.Unstructured, error) {
+	mem := filesys.MakeFsInMemory()
+	if err := copyToMem(os.DirFS(dir), mem, baseRoot); err != nil {
+		return nil, err
+	}
+	overlay, err := overlayKustomization(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := mem.MkdirAll(overlayRoot); err != nil {
+		return nil, fmt.Errorf("failed to create the overlay folder: %w", err)
+	}
+	if err := mem.WriteFile(path.Join(overlayRoot, "kustomization.yaml"), overlay); err != nil {
+		return nil, fmt.Errorf("failed to write the overlay: %w", err)
+	}
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, overlayRoot)
+	if err != nil {
+		return nil, fmt.Errorf("failed to run kustomize on %s: %w", dir, err)
+	}
+	objs := make([]*unstructured.Unstructured, 0, resMap.Size())
+	for _, res := range resMap.Resources() {
+		m, err := res.Map()
+		if err != nil {
+			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("failed to encode %s: %w", res.CurId(), err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
+		}
+		objs = append(objs, u)
+	}
+	return objs, nil
+}
+
+// overlayKustomization returns the overlay of opts over the base, as YAML
+// marshalled from data.
+func overlayKustomization(opts Options) ([]byte, error) {
+	k := types.Kustomization{
+		TypeMeta: types.TypeMeta{
+			APIVersion: types.KustomizationVersion,
+			Kind:       types.KustomizationKind,
+		},
+		Resources: []string{path.Join("..", path.Base(baseRoot))},
+		Namespace: opts.Namespace,
+	}
+	if opts.Image != "" {
+		img, err := parseImage(opts.Image)
+		if err != nil {
+			return nil, err
+		}
+		k.Images = []types.Image{img}
+	}
+	b, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, fmt.Errorf("failed to marshal the overlay: %w", err)
+	}
+	return b, nil
+}
+
+// parseImage turns name[:tag] or name@digest into the replacement of the
+// placeholder image.
+func parseImage(ref string) (types.Image, error) {
+	name, tag, digest := util.SplitImageName(ref)
+	if name == "" || strings.ContainsAny(ref, " \t\n") {
+		return types.Image{}, fmt.Errorf("invalid image %q", ref)
+	}
+	return types.Image{Name: Image, NewName: name, NewTag: tag, Digest: digest}, nil
+}
+
+// copyToMem copies the files of fsys into mem under root.
+func copyToMem(fsys fs.FS, mem filesys.FileSystem, root string) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := path.Join(root, p)
+		if d.IsDir() {
+			return mem.MkdirAll(dst)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		return mem.WriteFile(dst, b)
+	})
+	if err != nil {
+		return fmt.Errorf("failed to read the manifests folder: %w", err)
+	}
+	return nil
+}
