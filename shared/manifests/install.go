@@ -1,0 +1,167 @@
+package manifests
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"runboat.dev/shared/e2e"
+	"runboat.dev/shared/kube"
+)
+
+// TestSecretData is the content of the Secret runboat-secrets that Install
+// creates: no GitHub token (anonymous calls) and no secret build variables.
+var TestSecretData = map[string]string{
+	"RUNBOAT_GITHUB_TOKEN":     "",
+	"RUNBOAT_BUILD_SECRET_ENV": "{}",
+}
+
+// tokenLifetime is the lifetime of the ServiceAccount token that Install
+// returns; it outlives any test.
+const tokenLifetime = 2 * time.Hour
+
+// Install installs the manifests in the test's namespace of the local
+// cluster, as an installer would: it renders the base with the namespace
+// set, creates the Secret runboat-secrets (TestSecretData) unless the test
+// made one, and applies the objects with server-side apply, as the admin.
+// The CronJobs are installed suspended, so that no scheduled run adds Jobs
+// and pods to the test's namespace; `kubectl create job --from=cronjob/...`
+// still works.
+//
+// It returns a client configuration acting as the ServiceAccount runboat:
+// the API server's address and CA, and a token of the ServiceAccount (no
+// client certificate, which would authenticate first, as the admin). The
+// configuration is usable at once: Install waits until the RoleBinding is in
+// force.
+func Install(t testing.TB, env *e2e.Env) *rest.Config {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir, err := Dir()
+	if err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	objs, err := Render(dir, Options{Namespace: env.Namespace})
+	if err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	if err := suspendCronJobs(objs); err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	if err := createSecret(ctx, env.Client, env.Namespace); err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	applier, err := NewApplier(env.Config)
+	if err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	if err := applier.Apply(ctx, objs); err != nil {
+		t.Fatalf("manifests: failed to install: %v", err)
+	}
+	cfg, err := ServiceAccountConfig(ctx, env.Config, env.Client, env.Namespace, ServiceAccount)
+	if err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	if err := waitForRBAC(ctx, cfg, env.Namespace); err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	return cfg
+}
+
+// NewApplier returns a kube.Applier acting with cfg.
+func NewApplier(cfg *rest.Config) (*kube.Applier, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the dynamic client: %w", err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the discovery client: %w", err)
+	}
+	return kube.NewApplier(dyn, disc), nil
+}
+
+// suspendCronJobs sets spec.suspend on the CronJobs among objs.
+func suspendCronJobs(objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind().String() != "CronJob.batch" {
+			continue
+		}
+		if err := unstructured.SetNestedField(o.Object, true, "spec", "suspend"); err != nil {
+			return fmt.Errorf("failed to suspend the CronJob %s: %w", o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// createSecret creates the Secret runboat-secrets with TestSecretData; one
+// that exists already is left as it is.
+func createSecret(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	_, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: Secret},
+		StringData: TestSecretData,
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create the Secret %s: %w", Secret, err)
+	}
+	return nil
+}
+
+// ServiceAccountConfig returns a client configuration acting as the
+// ServiceAccount ns/name: the address, CA and client settings of admin,
+// without its credentials, and a token of the ServiceAccount requested
+// through the TokenRequest API with cs.
+func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kubernetes.Interface, ns, name string) (*rest.Config, error) {
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(tokenLifetime.Seconds()))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a token of the ServiceAccount %s/%s: %w", ns, name, err)
+	}
+	cfg := rest.AnonymousClientConfig(admin)
+	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
+}
+
+// waitForRBAC waits until cfg may list Deployments in ns: the RBAC
+// authorizer sees a new RoleBinding after a short delay.
+func waitForRBAC(ctx context.Context, cfg *rest.Config, ns string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("failed to create a client of the ServiceAccount: %w", err)
+	}
+	review := &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: "list", Group: "apps", Resource: "deployments",
+			},
+		},
+	}
+	var last string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			return false, fmt.Errorf("failed to review the access of the ServiceAccount: %w", err)
+		}
+		last = got.Status.Reason
+		return got.Status.Allowed, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to wait for the Role to apply to the ServiceAccount (last reason %q): %w", last, err)
+	}
+	return nil
+}
