@@ -27,6 +27,30 @@ const (
 	AnnotationInitStatus   = "runboat/init-status"
 	AnnotationLastScaled   = "runboat/last-scaled"
 
+	// AnnotationInitFailure says why a build's initialization failed: the
+	// Job's condition reason, the container's termination reason and exit
+	// code, or the reason an init pod never started. Added by this project.
+	AnnotationInitFailure = "runboat/init-failure"
+	// AnnotationCleanupAttempts counts the cleanup Jobs that failed for a
+	// build being undeployed. Added by this project.
+	AnnotationCleanupAttempts = "runboat/cleanup-attempts"
+	// AnnotationCleanupFailure says why the last cleanup Job of a build
+	// failed. Added by this project.
+	AnnotationCleanupFailure = "runboat/cleanup-failure"
+	// AnnotationCleanupRetryAfter is the time (RFC 3339) before which no new
+	// cleanup Job is run for the build. Added by this project.
+	AnnotationCleanupRetryAfter = "runboat/cleanup-retry-after"
+	// AnnotationAttempt is on a cleanup Job: which attempt it is, from 1.
+	// Added by this project.
+	AnnotationAttempt = "runboat/attempt"
+
+	// InitLogKey is the key, in the init log ConfigMap of a build (see
+	// InitLogName), of the end of the log of its failed init Job.
+	InitLogKey = "log"
+	// InitLogReasonKey is the key of the failure reason in the init log
+	// ConfigMap.
+	InitLogReasonKey = "reason"
+
 	// Finalizer keeps a build's Deployment until its cleanup has run.
 	Finalizer = "runboat/cleanup"
 
@@ -51,3 +75,10 @@ const (
 	JobInitialize JobKind = "initialize"
 	JobCleanup    JobKind = "cleanup"
 )
+
+// InitLogName is the name of the ConfigMap that keeps the end of the log of
+// a build's failed init Job, labelled with the build so that it goes with it.
+// Added by this project.
+func InitLogName(buildName string) string {
+	return buildName + "-init-log"
+}

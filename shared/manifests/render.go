@@ -95,7 +95,7 @@ const (
 // in-memory filesystem first.
 func Render(dir string, opts Options) ([]*unstructured.Unstructured, error) {
 	mem := filesys.MakeFsInMemory()
-	if err := copyToMem(os.DirFS(dir), mem, baseRoot); err != nil {
+	if err := copyToMem(dir, mem, baseRoot); err != nil {
 		return nil, err
 	}
 	overlay, err := overlayKustomization(opts)
@@ -166,20 +166,26 @@ func parseImage(ref string) (types.Image, error) {
 	return types.Image{Name: Image, NewName: name, NewTag: tag, Digest: digest}, nil
 }
 
-// copyToMem copies the files of fsys into mem under root.
-func copyToMem(fsys fs.FS, mem filesys.FileSystem, root string) error {
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+// copyToMem copies the files of the folder dir into mem under root. Files
+// are read with os.ReadFile, so that go test sees them and reruns a test
+// when they change.
+func copyToMem(dir string, mem filesys.FileSystem, root string) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		dst := path.Join(root, p)
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		dst := path.Join(root, filepath.ToSlash(rel))
 		if d.IsDir() {
 			return mem.MkdirAll(dst)
 		}
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		b, err := fs.ReadFile(fsys, p)
+		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}

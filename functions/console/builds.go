@@ -1,0 +1,355 @@
+package console
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"runboat.dev/shared/build"
+)
+
+// listPageSize is the page size of the lists of Deployments.
+const listPageSize = 500
+
+// errNoBuild is returned when a build has no Deployment.
+var errNoBuild = fmt.Errorf("no such build: %w", ErrNotFound)
+
+// buildInfo is a build as the console shows it.
+type buildInfo struct {
+	build.Build
+	// Reason says why the initialization failed, when the cluster keeps it.
+	Reason string
+	// LastReset is when the build was last reset through the console.
+	LastReset time.Time
+}
+
+// buildOf reads a build from its Deployment.
+func buildOf(d *appsv1.Deployment) (buildInfo, error) {
+	b, err := build.FromDeployment(d)
+	if err != nil {
+		return buildInfo{}, err //nolint:wrapcheck // FromDeployment says what failed
+	}
+	info := buildInfo{Build: b, Reason: failureReason(d)}
+	if t, err := time.Parse(time.RFC3339, d.Annotations[AnnotationLastReset]); err == nil {
+		info.LastReset = t
+	}
+	return info, nil
+}
+
+// listDeployments lists the Deployments of every build, page by page.
+func (h *Handler) listDeployments(ctx context.Context) ([]appsv1.Deployment, error) {
+	var out []appsv1.Deployment
+	opts := metav1.ListOptions{LabelSelector: build.LabelBuild, Limit: listPageSize}
+	for {
+		page, err := h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("failed to list builds: %w", err)
+		}
+		out = append(out, page.Items...)
+		if page.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// listBuilds lists every build the cluster holds. A Deployment that cannot
+// be read as a build (a broken annotation) is logged and left out.
+func (h *Handler) listBuilds(ctx context.Context) ([]buildInfo, error) {
+	deps, err := h.listDeployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]buildInfo, 0, len(deps))
+	for i := range deps {
+		b, err := buildOf(&deps[i])
+		if err != nil {
+			logFrom(ctx).Warn().Err(err).Str("deployment", deps[i].Name).Msg("deployment left out: not a readable build")
+			continue
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// getDeployment returns the Deployment of a build, selected by its
+// runboat/build label (the Deployments of the Python runboat's builds are
+// not named after the build). errNoBuild when there is none.
+func (h *Handler) getDeployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	sel, err := labels.ValidatedSelectorFromSet(labels.Set{build.LabelBuild: name})
+	if err != nil {
+		return nil, errNoBuild // not a label value: no build can have this name
+	}
+	list, err := h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("failed to read build %s: %w", name, err)
+	}
+	switch len(list.Items) {
+	case 0:
+		return nil, errNoBuild
+	case 1:
+		return &list.Items[0], nil
+	}
+	logFrom(ctx).Warn().Str("build", name).Int("deployments", len(list.Items)).Msg("several Deployments carry the same build label")
+	// The oldest one not being deleted is the build; the others are
+	// leftovers.
+	items := list.Items
+	slices.SortFunc(items, func(a, b appsv1.Deployment) int {
+		if (a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil) {
+			if a.DeletionTimestamp == nil {
+				return -1
+			}
+			return 1
+		}
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	})
+	return &items[0], nil
+}
+
+// getBuild returns a build by name; errNoBuild when there is none.
+func (h *Handler) getBuild(ctx context.Context, name string) (buildInfo, error) {
+	d, err := h.getDeployment(ctx, name)
+	if err != nil {
+		return buildInfo{}, err
+	}
+	b, err := buildOf(d)
+	if err != nil {
+		return buildInfo{}, fmt.Errorf("failed to read build %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// filter selects builds, as the Python runboat's search: repo (case
+// insensitive), target branch, branch (the branch builds of a branch), pull
+// request and status. Zero values select everything.
+type filter struct {
+	repo, targetBranch, branch string
+	pr                         int
+	status                     build.Status
+}
+
+// zeroSHA stands for the commit when only a repository or branch is
+// validated.
+var zeroSHA = strings.Repeat("0", 40)
+
+// badRequestError is a problem with the request, told to the client.
+type badRequestError struct{ reason string }
+
+func (e *badRequestError) Error() string { return e.reason }
+
+func badRequest(format string, args ...any) error {
+	return &badRequestError{reason: fmt.Sprintf(format, args...)}
+}
+
+// statuses are the valid build statuses, for the status filter.
+var statuses = []build.Status{
+	build.StatusUndeploying, build.StatusInitializing, build.StatusFailed,
+	build.StatusStopped, build.StatusStopping, build.StatusStarting, build.StatusStarted,
+}
+
+// parseFilter reads a filter from query parameters; an empty parameter is
+// no filter, as in the Python runboat. withStatus allows the status filter.
+func parseFilter(q url.Values, withStatus bool) (filter, error) {
+	var f filter
+	var errs []error
+	if repo := q.Get("repo"); repo != "" {
+		r, err := build.NewRef(repo, "x", 0, zeroSHA)
+		if err != nil {
+			errs = append(errs, badRequest("invalid repo %q: want owner/name", repo))
+		}
+		f.repo = r.Repo
+	}
+	for _, p := range []struct {
+		key string
+		dst *string
+	}{{"target_branch", &f.targetBranch}, {"branch", &f.branch}} {
+		v := q.Get(p.key)
+		if v == "" {
+			continue
+		}
+		if _, err := build.NewRef("a/b", v, 0, zeroSHA); err != nil {
+			errs = append(errs, badRequest("invalid %s: want a branch name of at most 1024 bytes of UTF-8", p.key))
+		}
+		*p.dst = v
+	}
+	if s := q.Get("pr"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			errs = append(errs, badRequest("invalid pr %q: want a pull request number", s))
+		}
+		f.pr = n
+	}
+	if s := q.Get("status"); s != "" {
+		switch {
+		case !withStatus:
+			errs = append(errs, badRequest("status is not a filter of this endpoint"))
+		case !slices.Contains(statuses, build.Status(s)):
+			names := make([]string, len(statuses))
+			for i, st := range statuses {
+				names[i] = string(st)
+			}
+			errs = append(errs, badRequest("invalid status %q: want one of %s", s, strings.Join(names, ", ")))
+		}
+		f.status = build.Status(s)
+	}
+	if len(errs) > 0 {
+		reasons := make([]string, len(errs))
+		for i, e := range errs {
+			reasons[i] = e.Error()
+		}
+		return filter{}, badRequest("%s", strings.Join(reasons, "; "))
+	}
+	return f, nil
+}
+
+// empty tells whether the filter selects everything.
+func (f filter) empty() bool { return f == filter{} }
+
+// match tells whether a build passes the filter.
+func (f filter) match(b build.Build) bool {
+	switch {
+	case f.repo != "" && b.Ref.Repo != f.repo,
+		f.targetBranch != "" && b.Ref.TargetBranch != f.targetBranch,
+		f.branch != "" && (b.Ref.TargetBranch != f.branch || b.Ref.PR != 0),
+		f.pr != 0 && b.Ref.PR != f.pr,
+		f.status != "" && b.Status != f.status:
+		return false
+	}
+	return true
+}
+
+// branchPR is the sort key of the branch builds among pull requests: the
+// Python runboat sorts a missing PR number as 999999.
+const branchPR = 999999
+
+// sortBuilds sorts builds as the Python runboat does: repository, pull
+// request (branch builds as number 999999), target branch, creation time,
+// each in descending order; then by name, for a stable order.
+func sortBuilds(bs []buildInfo) {
+	prKey := func(b buildInfo) int {
+		if b.Ref.PR == 0 {
+			return branchPR
+		}
+		return b.Ref.PR
+	}
+	slices.SortStableFunc(bs, func(a, b buildInfo) int {
+		return cmp.Or(
+			strings.Compare(b.Ref.Repo, a.Ref.Repo),
+			cmp.Compare(prKey(b), prKey(a)),
+			strings.Compare(b.Ref.TargetBranch, a.Ref.TargetBranch),
+			b.Created.Compare(a.Created),
+			strings.Compare(a.Name, b.Name),
+		)
+	})
+}
+
+// searchBuilds lists the builds passing f, sorted.
+func (h *Handler) searchBuilds(ctx context.Context, f filter) ([]buildInfo, error) {
+	all, err := h.listBuilds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, b := range all {
+		if f.match(b.Build) {
+			out = append(out, b)
+		}
+	}
+	sortBuilds(out)
+	return out, nil
+}
+
+// counts are the numbers of /api/v1/status, with the Python runboat's
+// definitions: deployed counts every build not undeploying; to_initialize
+// and initializing count the init-status todo and started.
+type counts struct {
+	Deployed        int `json:"deployed"`
+	MaxDeployed     int `json:"max_deployed"`
+	Failed          int `json:"failed"`
+	Stopped         int `json:"stopped"`
+	Started         int `json:"started"`
+	MaxStarted      int `json:"max_started"`
+	ToInitialize    int `json:"to_initialize"`
+	Initializing    int `json:"initializing"`
+	MaxInitializing int `json:"max_initializing"`
+	Undeploying     int `json:"undeploying"`
+}
+
+// countBuilds counts the builds of deps. Every Deployment with the build
+// label counts, readable as a build or not.
+func (h *Handler) countBuilds(deps []appsv1.Deployment) counts {
+	c := counts{
+		MaxDeployed:     h.opts.Quotas.MaxDeployed,
+		MaxStarted:      h.opts.Quotas.MaxStarted,
+		MaxInitializing: h.opts.Quotas.MaxInitializing,
+	}
+	for i := range deps {
+		d := &deps[i]
+		switch build.StatusOf(d) {
+		case build.StatusUndeploying:
+			c.Undeploying++
+		case build.StatusFailed:
+			c.Failed++
+		case build.StatusStopped:
+			c.Stopped++
+		case build.StatusStarted:
+			c.Started++
+		}
+		if d.DeletionTimestamp == nil {
+			c.Deployed++
+		}
+		switch build.InitStatus(d.Annotations[build.AnnotationInitStatus]) {
+		case build.InitTodo:
+			c.ToInitialize++
+		case build.InitStarted:
+			c.Initializing++
+		}
+	}
+	return c
+}
+
+// repoCount is a repository and the number of its builds.
+type repoCount struct {
+	Name    string
+	Builds  int
+	Started int
+	Failed  int
+}
+
+// reposOf returns the repositories of builds, sorted by name.
+func reposOf(bs []buildInfo) []repoCount {
+	byName := map[string]*repoCount{}
+	for _, b := range bs {
+		r := byName[b.Ref.Repo]
+		if r == nil {
+			r = &repoCount{Name: b.Ref.Repo}
+			byName[b.Ref.Repo] = r
+		}
+		r.Builds++
+		switch b.Status {
+		case build.StatusStarted:
+			r.Started++
+		case build.StatusFailed:
+			r.Failed++
+		}
+	}
+	out := make([]repoCount, 0, len(byName))
+	for _, r := range byName {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b repoCount) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// errIsNotFound tells whether err means that a build does not exist.
+func errIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

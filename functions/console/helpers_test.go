@@ -1,0 +1,383 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	"runboat.dev/shared/build"
+	"runboat.dev/shared/config"
+	"runboat.dev/shared/e2e"
+)
+
+const (
+	testUser   = "admin"
+	testPasswd = "s3cret-admin-passwd"
+	testDomain = "builds.example.test"
+	testBase   = "https://runboat.example.test"
+)
+
+// kubeOps is the Operations of the tests: the smallest patches of a build's
+// Deployment that give each operation its effect on the real controllers.
+// It records its calls.
+type kubeOps struct {
+	client kubernetes.Interface
+	ns     string
+
+	mu    sync.Mutex
+	calls []string
+}
+
+var _ Operations = (*kubeOps)(nil)
+
+func (o *kubeOps) record(op, name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, op+" "+name)
+}
+
+// Calls returns the calls made, as "op name".
+func (o *kubeOps) Calls() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.calls...)
+}
+
+func (o *kubeOps) deployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	list, err := o.client.AppsV1().Deployments(o.ns).List(ctx, metav1.ListOptions{LabelSelector: build.LabelBuild + "=" + name})
+	if err != nil {
+		return nil, fmt.Errorf("failed to find build %s: %w", name, err)
+	}
+	if len(list.Items) == 0 {
+		return nil, fmt.Errorf("build %s: %w", name, ErrNotFound)
+	}
+	return &list.Items[0], nil
+}
+
+func (o *kubeOps) patch(ctx context.Context, op, name string, replicas int32, annotations map[string]any) error {
+	o.record(op, name)
+	d, err := o.deployment(ctx, name)
+	if err != nil {
+		return err
+	}
+	annotations[build.AnnotationLastScaled] = time.Now().UTC().Format(time.RFC3339)
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": annotations},
+		"spec":     map[string]any{"replicas": replicas},
+	})
+	if err != nil {
+		return fmt.Errorf("failed to make patch: %w", err)
+	}
+	if _, err := o.client.AppsV1().Deployments(o.ns).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("failed to %s build %s: %w", op, name, err)
+	}
+	return nil
+}
+
+func (o *kubeOps) Start(ctx context.Context, name string) error {
+	return o.patch(ctx, "start", name, 1, map[string]any{})
+}
+
+func (o *kubeOps) Stop(ctx context.Context, name string) error {
+	return o.patch(ctx, "stop", name, 0, map[string]any{})
+}
+
+func (o *kubeOps) Reset(ctx context.Context, name string) error {
+	return o.patch(ctx, "reset", name, 0, map[string]any{
+		build.AnnotationInitStatus:  string(build.InitTodo),
+		build.AnnotationInitFailure: nil,
+	})
+}
+
+func (o *kubeOps) Undeploy(ctx context.Context, name string) error {
+	o.record("undeploy", name)
+	d, err := o.deployment(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = o.client.AppsV1().Deployments(o.ns).Delete(ctx, d.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &d.UID}})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("build %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("failed to undeploy build %s: %w", name, err)
+	}
+	return nil
+}
+
+// nopDeployer is the Deployer of the tests that do not trigger.
+type nopDeployer struct{}
+
+func (nopDeployer) Deploy(context.Context, build.Ref) (string, bool, error) {
+	return "", false, fmt.Errorf("nopDeployer: %w", ErrNotFound)
+}
+
+// syncBuffer collects the log.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// fixture is a console on a test namespace of the local cluster.
+type fixture struct {
+	env   *e2e.Env
+	ops   *kubeOps
+	clock *clocktesting.FakePassiveClock
+	h     *Handler
+	srv   *httptest.Server
+	log   *syncBuffer
+	opts  Options
+}
+
+// newFixture starts a console on a fresh namespace; mutate changes its
+// options before it is made.
+func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
+	t.Helper()
+	env := e2e.New(t)
+	f := &fixture{
+		env:   env,
+		ops:   &kubeOps{client: env.Client, ns: env.Namespace},
+		clock: clocktesting.NewFakePassiveClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
+		log:   &syncBuffer{},
+	}
+	f.opts = Options{
+		Client:      env.Client,
+		Namespace:   env.Namespace,
+		Ops:         f.ops,
+		Deployer:    nopDeployer{},
+		Quotas:      config.Quotas{MaxInitializing: 2, MaxStarted: 6, MaxDeployed: 10},
+		BaseURL:     testBase,
+		BuildDomain: testDomain,
+		AdminUser:   testUser,
+		AdminPasswd: testPasswd,
+		Clock:       f.clock,
+		Logger:      zerolog.New(f.log),
+	}
+	for _, m := range mutate {
+		m(&f.opts)
+	}
+	h, err := New(f.opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	f.h = h
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// spec describes a build to create.
+type spec struct {
+	repo, branch string
+	pr           int
+	commit       string
+	init         build.InitStatus
+	replicas     int32
+	reason       string // init failure reason
+	initLog      string // the init log evidence of a failed build
+	lastReset    string
+}
+
+// sha returns a valid commit sha made from seed.
+func sha(seed string) string {
+	s := fmt.Sprintf("%x", []byte(seed))
+	for len(s) < 40 {
+		s += "0"
+	}
+	return s[:40]
+}
+
+// createBuild creates the Deployment of a build directly, with the
+// contract's labels and annotations, and returns the build.
+func (f *fixture) createBuild(t *testing.T, s spec) build.Ref {
+	t.Helper()
+	if s.commit == "" {
+		s.commit = sha(s.repo + s.branch + fmt.Sprint(s.pr))
+	}
+	if s.init == "" {
+		s.init = build.InitSucceeded
+	}
+	ref, err := build.NewRef(s.repo, s.branch, s.pr, s.commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := ref.Name()
+	labels := map[string]string{build.LabelBuild: name, build.LabelCommit: ref.Commit, build.LabelTarget: ref.TargetKey()}
+	annotations := map[string]string{
+		build.AnnotationRepo:         ref.Repo,
+		build.AnnotationTargetBranch: ref.TargetBranch,
+		build.AnnotationPR:           ref.PRString(),
+		build.AnnotationCommit:       ref.Commit,
+		build.AnnotationInitStatus:   string(s.init),
+		build.AnnotationLastScaled:   time.Now().UTC().Format(time.RFC3339),
+	}
+	if s.reason != "" {
+		annotations[build.AnnotationInitFailure] = s.reason
+	}
+	if s.lastReset != "" {
+		annotations[AnnotationLastReset] = s.lastReset
+	}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-web", Labels: labels, Annotations: annotations,
+			Finalizers: []string{build.Finalizer},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(s.replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{build.LabelBuild: name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{build.LabelBuild: name}},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr.To(false),
+					Containers:                   []corev1.Container{{Name: "web", Image: "busybox"}},
+				},
+			},
+		},
+	}
+	ctx := context.Background()
+	if _, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("failed to create build %s: %v", name, err)
+	}
+	if s.initLog != "" {
+		cm := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: build.InitLogName(name), Labels: map[string]string{build.LabelBuild: name}},
+			Data:       map[string]string{build.InitLogKey: s.initLog, build.InitLogReasonKey: s.reason},
+		}
+		if _, err := f.env.Client.CoreV1().ConfigMaps(f.env.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("failed to create the init log of %s: %v", name, err)
+		}
+	}
+	return ref
+}
+
+// markUndeploying deletes the Deployment of a build: its finalizer keeps it,
+// undeploying.
+func (f *fixture) markUndeploying(t *testing.T, name string) {
+	t.Helper()
+	if err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Delete(context.Background(), name+"-web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// response is an answer of the console.
+type response struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+// do sends a request to the console; auth is "user:passwd" or "".
+func (f *fixture) do(t *testing.T, method, path, auth string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, f.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		user, passwd, _ := strings.Cut(auth, ":")
+		req.SetBasicAuth(user, passwd)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{code: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+// want checks the code of a response.
+func (r response) want(t *testing.T, code int, what string) response {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("%s: status %d, want %d; body: %s", what, r.code, code, r.body)
+	}
+	return r
+}
+
+// json decodes the body.
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.body), v); err != nil {
+		t.Fatalf("body is not the JSON expected (%v): %s", err, r.body)
+	}
+}
+
+// detail is the reason of an error response.
+func (r response) detail(t *testing.T) string {
+	t.Helper()
+	var e errorJSON
+	r.json(t, &e)
+	return e.Detail
+}
+
+// getBuild reads a build through the API.
+func (f *fixture) getBuild(t *testing.T, name string) buildJSON {
+	t.Helper()
+	var b buildJSON
+	f.do(t, http.MethodGet, "/api/v1/builds/"+name, "").want(t, http.StatusOK, "GET build "+name).json(t, &b)
+	return b
+}
+
+// waitStatus waits until the API tells the build has a status.
+func (f *fixture) waitStatus(t *testing.T, name string, want build.Status) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var last build.Status
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		d, err := f.h.getBuild(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		last = d.Status
+		return last == want, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for build %s to be %s (last seen %s): %v", name, want, last, err)
+	}
+}
+
+// startedBuild creates a build and waits until it is started.
+func (f *fixture) startedBuild(t *testing.T, s spec) build.Ref {
+	t.Helper()
+	s.replicas = 1
+	ref := f.createBuild(t, s)
+	f.waitStatus(t, ref.Name(), build.StatusStarted)
+	return ref
+}

@@ -1,0 +1,105 @@
+// runboat console: keeps the pages up to date by polling the server, sends
+// the actions of the buttons, and follows a build being started.
+"use strict";
+
+(function () {
+  const notice = document.getElementById("notice");
+  let noticeTimer = 0;
+
+  function say(text) {
+    if (!notice) return;
+    notice.textContent = text;
+    notice.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(function () { notice.hidden = true; }, 6000);
+  }
+
+  async function detail(response) {
+    try {
+      const body = await response.json();
+      if (body && body.detail) return body.detail;
+    } catch (e) { /* not JSON */ }
+    return response.status + " " + response.statusText;
+  }
+
+  // Polling of the page body: [data-poll] holds the address of its HTML;
+  // it is replaced when it changes. Paused while the page is hidden.
+  const polled = document.querySelector("[data-poll]");
+  let refresh = function () {};
+  if (polled) {
+    const url = polled.dataset.poll;
+    const every = parseInt(polled.dataset.pollMs, 10) || 2500;
+    let timer = 0;
+    let inFlight = false;
+    refresh = async function () {
+      clearTimeout(timer);
+      if (inFlight) return;
+      inFlight = true;
+      try {
+        const r = await fetch(url, { cache: "no-store", headers: { "Accept": "text/html" } });
+        if (r.ok) {
+          const html = await r.text();
+          if (html !== polled.innerHTML) polled.innerHTML = html;
+        }
+      } catch (e) {
+        // Offline for a moment: try again at the next tick.
+      } finally {
+        inFlight = false;
+        if (!document.hidden) timer = setTimeout(refresh, every);
+      }
+    };
+    timer = setTimeout(refresh, every);
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) refresh();
+    });
+  }
+
+  // Buttons: [data-action] holds the address to POST to.
+  document.addEventListener("click", async function (ev) {
+    const button = ev.target.closest("button[data-action]");
+    if (!button) return;
+    ev.preventDefault();
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+    button.disabled = true;
+    try {
+      const r = await fetch(button.dataset.action, { method: "POST", headers: { "Accept": "application/json" } });
+      if (!r.ok) say(await detail(r));
+    } catch (e) {
+      say("The server could not be reached.");
+    }
+    button.disabled = false;
+    refresh();
+  });
+
+  // Wake-on-click: [data-live] holds the API address of the build; once it
+  // is started, go there. Failures and undeploys are shown by the server.
+  const live = document.querySelector("[data-live]");
+  if (live) {
+    const api = live.dataset.live;
+    const every = parseInt(live.dataset.pollMs, 10) || 2000;
+    const status = live.querySelector("[data-live-status]");
+    let lastStart = 0;
+    const follow = async function () {
+      try {
+        const r = await fetch(api, { cache: "no-store", headers: { "Accept": "application/json" } });
+        if (r.status === 404) { location.reload(); return; }
+        if (r.ok) {
+          const b = await r.json();
+          if (status) status.textContent = b.status;
+          if (b.status === "started") { location.replace(b.deploy_link); return; }
+          if (b.status === "failed" || b.status === "undeploying") { location.reload(); return; }
+          // Initialized meanwhile, or stopped by the stopper: start it
+          // (again), at most every 10 s.
+          if ((b.status === "stopped" || b.status === "stopping") && Date.now() - lastStart > 10000) {
+            lastStart = Date.now();
+            fetch(api + "/start", { method: "POST" }).catch(function () {});
+          }
+        }
+      } catch (e) {
+        // Offline for a moment: try again.
+      }
+      setTimeout(follow, every);
+    };
+    setTimeout(follow, every);
+  }
+})();

@@ -1,0 +1,176 @@
+package console
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/metadata"
+	"k8s.io/utils/clock"
+
+	"runboat.dev/shared/build"
+	"runboat.dev/shared/config"
+	"runboat.dev/shared/deploy"
+	"runboat.dev/shared/kube"
+)
+
+const (
+	testToken  = "ghp-test-token"
+	branchSHA  = "1111111111111111111111111111111111111111"
+	featureSHA = "2222222222222222222222222222222222222222"
+	prSHA      = "3333333333333333333333333333333333333333"
+)
+
+// fakeGitHub answers the GitHub REST calls of the trigger endpoints.
+type fakeGitHub struct {
+	mu    sync.Mutex
+	auths []string
+}
+
+func (g *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	g.auths = append(g.auths, r.Header.Get("Authorization"))
+	g.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	ref := func(sha string) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"ref": strings.TrimPrefix(r.URL.Path, "/repos/acme/app/git/ref/"), "object": map[string]any{"sha": sha, "type": "commit"}})
+	}
+	switch r.URL.Path {
+	case "/repos/acme/app/git/ref/heads/main", "/repos/unsupported/repo/git/ref/heads/main":
+		ref(branchSHA)
+	case "/repos/acme/app/git/ref/heads/feature/x":
+		ref(featureSHA)
+	case "/repos/acme/app/pulls/7":
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"number": 7,
+			"head":   map[string]any{"sha": prSHA, "ref": "fix", "repo": map[string]any{"full_name": "someone/app"}},
+			"base":   map[string]any{"ref": "main", "repo": map[string]any{"full_name": "Acme/App"}},
+		})
+	case "/repos/acme/app/pulls/8":
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"message":"database at 10.9.8.7 is down"}`))
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"message":"Not Found"}`))
+	}
+}
+
+func newDeployer(t *testing.T, f *fixture) *deploy.Deployer {
+	t.Helper()
+	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "kubefiles", "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := config.NewRepoRule("^acme/app$", "^(main|feature/x)$", config.BuildSettings{Image: "busybox:1.36", KubefilesPath: kubefiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	builds := config.Builds{Repos: config.RepoRules{rule}, Namespace: f.env.Namespace, Domain: testDomain}
+	clients, err := kube.NewClients(f.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := metadata.NewForConfig(f.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deploy.New(builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{})
+}
+
+func TestAPITrigger(t *testing.T) {
+	t.Parallel()
+	gh := &fakeGitHub{}
+	ghSrv := httptest.NewServer(gh)
+	t.Cleanup(ghSrv.Close)
+	f := newFixture(t, func(o *Options) {
+		o.GitHubAPIURL = ghSrv.URL
+		o.GitHubToken = testToken
+	})
+	// The deployer needs the fixture's namespace: make the console again
+	// with it.
+	f.opts.Deployer = newDeployer(t, f)
+	h, err := New(f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Close()
+	f.h, f.srv = h, httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	admin := testUser + ":" + testPasswd
+
+	// A branch.
+	res := f.do(t, http.MethodPost, "/api/v1/builds/trigger/branch?repo=Acme/App&branch=main", admin).want(t, http.StatusCreated, "trigger branch")
+	var tr triggerJSON
+	res.json(t, &tr)
+	want := build.Ref{Repo: "acme/app", TargetBranch: "main", Commit: branchSHA}
+	if tr.Name != want.Name() || !tr.Created {
+		t.Errorf("trigger answered %+v, want build %s created", tr, want.Name())
+	}
+	if loc := res.header.Get("Location"); loc != testBase+"/builds/"+want.Name() {
+		t.Errorf("Location = %q", loc)
+	}
+	b := f.getBuild(t, want.Name())
+	if b.CommitInfo.Repo != "acme/app" || b.CommitInfo.TargetBranch != "main" || b.CommitInfo.PR != nil ||
+		b.CommitInfo.GitCommit != branchSHA || b.Status != build.StatusInitializing {
+		t.Errorf("triggered build %+v", b)
+	}
+	// Again: the build exists.
+	f.do(t, http.MethodPost, "/api/v1/builds/trigger/branch?repo=acme/app&branch=main", admin).want(t, http.StatusOK, "trigger again").json(t, &tr)
+	if tr.Created || tr.Name != want.Name() {
+		t.Errorf("second trigger %+v, want the same build, not created", tr)
+	}
+	// A branch with a slash.
+	f.do(t, http.MethodPost, "/api/v1/builds/trigger/branch?repo=acme/app&branch=feature/x", admin).want(t, http.StatusCreated, "trigger feature/x")
+	if b := f.getBuild(t, (build.Ref{Repo: "acme/app", TargetBranch: "feature/x", Commit: featureSHA}).Name()); b.CommitInfo.GitCommit != featureSHA {
+		t.Errorf("feature/x build %+v", b)
+	}
+
+	// A pull request: its target branch and head come from GitHub.
+	f.do(t, http.MethodPost, "/api/v1/builds/trigger/pr?repo=acme/app&pr=7", admin).want(t, http.StatusCreated, "trigger pr").json(t, &tr)
+	wantPR := build.Ref{Repo: "acme/app", TargetBranch: "main", PR: 7, Commit: prSHA}
+	if tr.Name != wantPR.Name() {
+		t.Errorf("trigger pr built %s, want %s", tr.Name, wantPR.Name())
+	}
+	if b := f.getBuild(t, wantPR.Name()); b.CommitInfo.PR == nil || *b.CommitInfo.PR != 7 || b.CommitInfo.TargetBranch != "main" {
+		t.Errorf("PR build %+v", b.CommitInfo)
+	}
+
+	for _, tc := range []struct {
+		path   string
+		code   int
+		detail string
+	}{
+		{"/api/v1/builds/trigger/branch?repo=acme/app&branch=gone", http.StatusNotFound, "not found on GitHub"},
+		{"/api/v1/builds/trigger/pr?repo=acme/app&pr=99", http.StatusNotFound, "not found on GitHub"},
+		{"/api/v1/builds/trigger/pr?repo=acme/app&pr=8", http.StatusBadGateway, "failed to ask GitHub for the head commit"},
+		{"/api/v1/builds/trigger/branch?repo=unsupported/repo&branch=main", http.StatusBadRequest, "no build is configured for this repository and branch"},
+		{"/api/v1/builds/trigger/branch?repo=acme/app", http.StatusBadRequest, "missing branch"},
+		{"/api/v1/builds/trigger/branch?branch=main", http.StatusBadRequest, "missing repo"},
+		{"/api/v1/builds/trigger/branch?repo=acme&branch=main", http.StatusBadRequest, `invalid repo "acme": want owner/name`},
+		{"/api/v1/builds/trigger/pr?repo=acme/app", http.StatusBadRequest, "missing pr"},
+		{"/api/v1/builds/trigger/pr?repo=acme/app&pr=seven", http.StatusBadRequest, `invalid pr "seven": want a pull request number`},
+		{"/api/v1/builds/trigger/pr?pr=0", http.StatusBadRequest, `missing repo; invalid pr "0": want a pull request number`},
+	} {
+		res := f.do(t, http.MethodPost, tc.path, admin)
+		if res.code != tc.code || res.detail(t) != tc.detail {
+			t.Errorf("POST %s: %d %s, want %d %q", tc.path, res.code, res.body, tc.code, tc.detail)
+		}
+		if strings.Contains(res.body, "10.9.8.7") || strings.Contains(res.body, ghSrv.URL) {
+			t.Errorf("POST %s shows internal details: %s", tc.path, res.body)
+		}
+	}
+	if !strings.Contains(f.log.String(), "10.9.8.7") {
+		t.Errorf("the GitHub failure is not in the log:\n%s", f.log.String())
+	}
+	gh.mu.Lock()
+	defer gh.mu.Unlock()
+	for _, a := range gh.auths {
+		if a != "Bearer "+testToken {
+			t.Errorf("GitHub call with Authorization %q, want the token", a)
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package console
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"runboat.dev/shared/build"
+)
+
+// These tests read the pages as HTML, on the local control plane; the
+// browser test runs their script.
+
+func wantIn(t *testing.T, what, body string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(body, p) {
+			t.Errorf("%s lacks %q", what, p)
+		}
+	}
+}
+
+func wantNotIn(t *testing.T, what, body string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if strings.Contains(body, p) {
+			t.Errorf("%s holds %q", what, p)
+		}
+	}
+}
+
+func TestPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	main := f.createBuild(t, spec{repo: "acme/app", branch: "main"})
+	failed := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 5, init: build.InitFailed, reason: "OOMKilled (exit code 137)"})
+	todo := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: build.InitTodo})
+	hostile := f.createBuild(t, spec{repo: "acme/app", branch: `x"><script>alert(1)</script>`})
+	started := f.startedBuild(t, spec{repo: "acme/app", branch: "main", pr: 6})
+	f.createBuild(t, spec{repo: "other/lib", branch: "main"})
+
+	home := f.do(t, http.MethodGet, "/", "").want(t, http.StatusOK, "home")
+	wantIn(t, "home", home.body, `href="/repos/acme/app"`, `href="/repos/other/lib"`, `data-poll="/?part=body"`,
+		"5 builds, 1 started, 1 failed", `<span class="n">6<small>/10</small></span>deployed`, `<meta name="viewport"`)
+	if csp := home.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("home Content-Security-Policy %q", csp)
+	}
+	part := f.do(t, http.MethodGet, "/?part=body", "").want(t, http.StatusOK, "home body")
+	wantIn(t, "home body", part.body, "Repositories")
+	wantNotIn(t, "home body", part.body, "<html", "<head")
+
+	repo := f.do(t, http.MethodGet, "/repos/Acme/App", "").want(t, http.StatusOK, "repo page")
+	body := repo.body
+	wantIn(t, "repo page", body,
+		`data-poll="/repos/acme/app?part=body"`,
+		`data-build="`+main.Name()+`" data-status="stopped"`,
+		`data-build="`+failed.Name()+`" data-status="failed"`,
+		`data-build="`+todo.Name()+`" data-status="initializing"`,
+		`data-build="`+started.Name()+`" data-status="started"`,
+		`<a href="https://github.com/acme/app/pull/5">PR #5</a>`,
+		`data-action="/api/v1/builds/`+main.Name()+`/start"`,
+		`data-action="/api/v1/builds/`+started.Name()+`/stop"`,
+		`href="http://`+started.Slug()+`.`+testDomain+`"`,
+		`href="http://`+started.Slug()+`.mail.`+testDomain+`"`,
+		"OOMKilled (exit code 137)",
+		`href="/api/v1/builds/`+failed.Name()+`/init-log"`,
+		`href="https://github.com/acme/app/commit/`+main.Commit+`"`,
+		"Waiting for initialization.",
+	)
+	wantNotIn(t, "repo page", body, `data-action="/api/v1/builds/`+failed.Name()+`/start"`, "<script>alert(1)")
+	wantNotIn(t, "repo page", body, `data-build="`+f.createBuildName("other/lib", "main")+`"`)
+	// Branches first (by descending name), then pull requests by
+	// descending number.
+	last := -1
+	for _, key := range []string{`data-group="branch-x`, `data-group="branch-main"`, `data-group="branch-16.0"`, `data-group="pr-6-main"`, `data-group="pr-5-main"`} {
+		i := strings.Index(body, key)
+		switch {
+		case i < 0:
+			t.Errorf("repo page lacks group %s", key)
+		case i < last:
+			t.Errorf("group %s is not in its place", key)
+		}
+		last = i
+	}
+
+	page := f.do(t, http.MethodGet, "/builds/"+hostile.Name(), "").want(t, http.StatusOK, "build page")
+	wantIn(t, "build page", page.body, hostile.Slug(), hostile.Commit, `data-poll="/builds/`+hostile.Name()+`?part=body"`,
+		`&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;`, "Reset", "Start and open")
+	wantNotIn(t, "build page", page.body, "<script>alert(1)")
+
+	if res := f.do(t, http.MethodGet, "/builds/bnosuch", ""); res.code != http.StatusNotFound || !strings.Contains(res.body, "No such build") {
+		t.Errorf("page of an unknown build: %d %s", res.code, res.body)
+	}
+	if res := f.do(t, http.MethodGet, "/repos/-x/y", ""); res.code != http.StatusBadRequest {
+		t.Errorf("page of an invalid repository: %d", res.code)
+	}
+	empty := f.do(t, http.MethodGet, "/repos/nobody/here", "").want(t, http.StatusOK, "repo without builds")
+	wantIn(t, "empty repo page", empty.body, "No builds of this repository.")
+
+	for path, loc := range map[string]string{
+		"/webui/builds.html?repo=acme/app":      "/repos/acme/app",
+		"/webui/builds.html":                    "/",
+		"/webui/build.html?name=" + main.Name(): "/builds/" + main.Name(),
+	} {
+		res := f.do(t, http.MethodGet, path, "")
+		if res.code != http.StatusMovedPermanently || res.header.Get("Location") != loc {
+			t.Errorf("GET %s: %d to %q, want 301 to %q", path, res.code, res.header.Get("Location"), loc)
+		}
+	}
+}
+
+// createBuildName is the name of the build createBuild makes for a branch.
+func (f *fixture) createBuildName(repo, branch string) string {
+	return build.Ref{Repo: repo, TargetBranch: branch, Commit: sha(repo + branch + "0")}.Name()
+}
+
+func TestLiveLink(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stopped := f.createBuild(t, spec{repo: "acme/app", branch: "main"})
+	failed := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 2, init: build.InitFailed, reason: "ErrImagePull"})
+	todo := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 3, init: build.InitTodo})
+	gone := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 4})
+	f.markUndeploying(t, gone.Name())
+
+	res := f.do(t, http.MethodGet, "/builds/"+stopped.Name()+"?live", "").want(t, http.StatusOK, "live on a stopped build")
+	wantIn(t, "starting page", res.body, `data-live="/api/v1/builds/`+stopped.Name()+`"`, "Starting", stopped.Slug(),
+		`<noscript><meta http-equiv="refresh" content="3"></noscript>`)
+	if calls := f.ops.Calls(); !slices.Equal(calls, []string{"start " + stopped.Name()}) {
+		t.Errorf("operations %v, want the start of the build", calls)
+	}
+	f.waitStatus(t, stopped.Name(), build.StatusStarted)
+	res = f.do(t, http.MethodGet, "/builds/"+stopped.Name()+"?live", "")
+	if want := "http://" + stopped.Slug() + "." + testDomain; res.code != http.StatusFound || res.header.Get("Location") != want {
+		t.Errorf("live on a started build: %d to %q, want 302 to %q", res.code, res.header.Get("Location"), want)
+	}
+
+	res = f.do(t, http.MethodGet, "/builds/"+failed.Name()+"?live", "").want(t, http.StatusOK, "live on a failed build")
+	wantIn(t, "failed page", res.body, "Build failed", "ErrImagePull", `href="/api/v1/builds/`+failed.Name()+`/init-log"`)
+	wantNotIn(t, "failed page", res.body, "data-live=")
+
+	res = f.do(t, http.MethodGet, "/builds/"+todo.Name()+"?live", "").want(t, http.StatusOK, "live on an initializing build")
+	wantIn(t, "initializing page", res.body, `data-live="`, "being initialized")
+
+	res = f.do(t, http.MethodGet, "/builds/"+gone.Name()+"?live", "")
+	if res.code != http.StatusGone || !strings.Contains(res.body, "being undeployed") {
+		t.Errorf("live on an undeploying build: %d %s", res.code, res.body)
+	}
+	res = f.do(t, http.MethodGet, "/builds/bnosuch?live", "")
+	if res.code != http.StatusNotFound || !strings.Contains(res.body, "There is no build named bnosuch") {
+		t.Errorf("live on an unknown build: %d %s", res.code, res.body)
+	}
+	if calls := f.ops.Calls(); len(calls) != 1 {
+		t.Errorf("operations %v, want only the first start", calls)
+	}
+}

@@ -1,0 +1,133 @@
+package runner
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
+	"runboat.dev/shared/build"
+	"runboat.dev/shared/logging"
+)
+
+// PageSize is the size of the pages of every list.
+const PageSize = 500
+
+// Build is a build as read, with its Deployment.
+type Build struct {
+	build.Build
+	Deployment *appsv1.Deployment
+}
+
+// Builds are the builds of the namespace as read at one moment.
+type Builds struct {
+	// All are the builds, oldest first (by creation time, then name).
+	All []*Build
+	// ByName indexes All.
+	ByName map[string]*Build
+	// Unreadable counts the Deployments labelled as builds that could not be
+	// read (logged, then left alone).
+	Unreadable int
+	// ResourceVersion is the version of the list, from which to watch.
+	ResourceVersion string
+}
+
+// BuildSelector selects the Deployments, and every other resource, of
+// builds: the label runboat/build exists.
+func BuildSelector() labels.Selector {
+	req, err := labels.NewRequirement(build.LabelBuild, selection.Exists, nil)
+	if err != nil {
+		panic(fmt.Sprintf("invalid build selector: %v", err)) // a constant requirement
+	}
+	return labels.NewSelector().Add(*req)
+}
+
+// ListDeployments lists the Deployments of builds, page by page, and calls fn
+// on each page. It returns the resourceVersion of the list.
+func ListDeployments(ctx context.Context, env *Env, fn func([]appsv1.Deployment)) (string, error) {
+	opts := metav1.ListOptions{LabelSelector: BuildSelector().String(), Limit: PageSize}
+	rv := ""
+	for {
+		page, err := env.Client.AppsV1().Deployments(env.Namespace()).List(ctx, opts)
+		if err != nil {
+			return "", fmt.Errorf("failed to list the builds: %w", err)
+		}
+		if rv == "" {
+			rv = page.ResourceVersion
+		}
+		fn(page.Items)
+		if page.Continue == "" {
+			return rv, nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// ReadBuilds reads every build of the namespace.
+func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
+	out := &Builds{ByName: map[string]*Build{}}
+	log := logging.From(ctx)
+	rv, err := ListDeployments(ctx, env, func(items []appsv1.Deployment) {
+		for i := range items {
+			d := &items[i]
+			b, err := build.FromDeployment(d)
+			if err != nil {
+				out.Unreadable++
+				log.Warn().Err(err).Str("deployment", d.Name).Msg("not a readable build: left alone")
+				continue
+			}
+			if prev, dup := out.ByName[b.Name]; dup {
+				out.Unreadable++
+				log.Warn().Str("build", b.Name).Str("deployment", d.Name).Str("other", prev.DeploymentName).
+					Msg("two Deployments carry the same build label: the second is left alone")
+				continue
+			}
+			nb := &Build{Build: b, Deployment: d}
+			out.All = append(out.All, nb)
+			out.ByName[b.Name] = nb
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.ResourceVersion = rv
+	slices.SortFunc(out.All, func(a, b *Build) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name))
+	})
+	return out, nil
+}
+
+// Replace puts a Deployment written by the run in place of the one read, and
+// reads its build again.
+func (bs *Builds) Replace(d *appsv1.Deployment) error {
+	b, err := build.FromDeployment(d)
+	if err != nil {
+		return err
+	}
+	cur, ok := bs.ByName[b.Name]
+	if !ok {
+		return fmt.Errorf("failed to update build %s: not among the builds read", b.Name)
+	}
+	cur.Build, cur.Deployment = b, d
+	return nil
+}
+
+// BuildWatchOptions watches the resources of builds (label runboat/build)
+// from resourceVersion, for at most timeout.
+func BuildWatchOptions(resourceVersion string, timeout time.Duration) metav1.ListOptions {
+	secs := int64(timeout / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return metav1.ListOptions{
+		LabelSelector:   BuildSelector().String(),
+		ResourceVersion: resourceVersion,
+		TimeoutSeconds:  &secs,
+	}
+}

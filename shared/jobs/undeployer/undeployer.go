@@ -1,0 +1,140 @@
+// Package undeployer is the undeployer job: it runs the cleanup of the builds
+// being undeployed and, when it succeeds, deletes their resources and lets
+// their Deployment go; it undeploys the least recently used builds while too
+// many are deployed; and it deletes the resources left by builds whose
+// Deployment is gone.
+package undeployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"runboat.dev/shared/build"
+	"runboat.dev/shared/jobs/runner"
+)
+
+// Name is the job's name.
+const Name = "undeployer"
+
+// readers bounds the reads made at once.
+const readers = 8
+
+// alwaysDeleted are the types of resources runboat itself makes for every
+// build (the build variables and env, the init and cleanup Jobs, the init
+// log), deleted with a build whatever RUNBOAT_DEPLOYMENT_RESOURCE_TYPES
+// says.
+var alwaysDeleted = []string{"configmaps", "secrets", "jobs.batch"}
+
+// Job is the undeployer.
+type Job struct{}
+
+var _ runner.Job = Job{}
+
+// Name implements runner.Job.
+func (Job) Name() string { return Name }
+
+// Plan implements runner.Job.
+func (Job) Plan(ctx context.Context, env *runner.Env, builds *runner.Builds) (runner.Plan, error) {
+	in, err := Read(ctx, env, builds)
+	if err != nil {
+		return runner.Plan{}, err
+	}
+	return Plan(in, Settings{Quotas: env.Config.Quotas, Cleanup: env.Config.Cleanup, Jobs: env.Config.Jobs}, env.Clock.Now()), nil
+}
+
+// Resources are the resources deleted with a build: the types of
+// RUNBOAT_DEPLOYMENT_RESOURCE_TYPES and those runboat makes for every build.
+func Resources(env *runner.Env) ([]schema.GroupVersionResource, error) {
+	types := slices.Concat([]string(env.Config.DeploymentResourceTypes), alwaysDeleted)
+	return env.Ops.ResolveTypes(types)
+}
+
+// Read reads what Plan needs beyond the builds: the Jobs of the builds being
+// undeployed, and the resources labelled with a build of the types deleted
+// with builds (but Deployments: a Deployment is the build itself).
+func Read(ctx context.Context, env *runner.Env, builds *runner.Builds) (Input, error) {
+	in := Input{Builds: builds.All, Jobs: map[string][]batchv1.Job{}}
+	var undeploying []*runner.Build
+	if !env.Config.NoCleanupJob {
+		for _, b := range builds.All {
+			if b.Status == build.StatusUndeploying && slices.Contains(b.Deployment.Finalizers, build.Finalizer) {
+				undeploying = append(undeploying, b)
+			}
+		}
+	}
+	var (
+		mu   sync.Mutex
+		errs = make([]error, len(undeploying))
+		sem  = make(chan struct{}, readers)
+		wg   sync.WaitGroup
+	)
+	for i, b := range undeploying {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			list, err := env.Client.BatchV1().Jobs(env.Namespace()).List(ctx, metav1.ListOptions{
+				LabelSelector: labels.Set{build.LabelBuild: b.Name}.String(),
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("failed to list the Jobs of build %s: %w", b.Name, err)
+				return
+			}
+			mu.Lock()
+			in.Jobs[b.Name] = list.Items
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Input{}, err
+	}
+	objects, err := listObjects(ctx, env)
+	if err != nil {
+		return Input{}, err
+	}
+	in.Objects = objects
+	return in, nil
+}
+
+// listObjects lists the metadata of the resources labelled with a build, of
+// the types deleted with builds, Deployments excepted.
+func listObjects(ctx context.Context, env *runner.Env) ([]Object, error) {
+	resources, err := Resources(env)
+	if err != nil {
+		return nil, err
+	}
+	var out []Object
+	for _, r := range resources {
+		if r.GroupResource() == deploymentsResource.GroupResource() {
+			continue
+		}
+		opts := metav1.ListOptions{LabelSelector: runner.BuildSelector().String(), Limit: runner.PageSize}
+		for {
+			page, err := env.Metadata.Resource(r).Namespace(env.Namespace()).List(ctx, opts)
+			if err != nil {
+				return nil, fmt.Errorf("failed to list the %s of builds: %w", r.Resource, err)
+			}
+			for _, item := range page.Items {
+				out = append(out, Object{Resource: r, PartialObjectMetadata: item})
+			}
+			if page.Continue == "" {
+				break
+			}
+			opts.Continue = page.Continue
+		}
+	}
+	return out, nil
+}
+
+func isGone(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.IsConflict(err)
+}

@@ -1,0 +1,213 @@
+// Package lease gives a run of a job mutual exclusion with the other runs of
+// the same kind: it holds a coordination.k8s.io Lease for the run, renews it
+// while the run goes on, and releases it at the end. A run that finds the
+// Lease held, and not expired, gets ErrHeld and should exit without doing
+// anything.
+//
+// Every write of the Lease carries the resourceVersion read, so of two runs
+// taking it at the same moment one wins and the other gets ErrHeld.
+package lease
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+)
+
+// ErrHeld is returned (wrapped) by Acquire when another run holds the Lease.
+var ErrHeld = errors.New("the lease is held by another run")
+
+// ErrLost is the cause of the context of Keep when the Lease could not be
+// renewed in time: another run may have taken it.
+var ErrLost = errors.New("the lease was lost")
+
+// Lease is a held Lease.
+type Lease struct {
+	client   kubernetes.Interface
+	ns, name string
+	identity string
+	duration time.Duration
+	clock    clock.Clock
+
+	mu      sync.Mutex
+	current *coordinationv1.Lease
+	renewed time.Time
+}
+
+// Identity returns a holder identity for this process: its host name (the
+// pod name in a cluster) and a random suffix.
+func Identity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "runboat"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// Acquire takes the Lease ns/name for identity, for duration (renewed by
+// Keep), creating it if needed. It returns an error wrapping ErrHeld when
+// another holder has it and it has not expired.
+func Acquire(ctx context.Context, client kubernetes.Interface, ns, name, identity string, duration time.Duration, clk clock.Clock) (*Lease, error) {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	if duration < time.Second {
+		return nil, fmt.Errorf("failed to acquire lease %s: duration %s under a second", name, duration)
+	}
+	l := &Lease{client: client, ns: ns, name: name, identity: identity, duration: duration, clock: clk}
+	leases := client.CoordinationV1().Leases(ns)
+	now := clk.Now()
+	cur, err := leases.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		created, err := leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec:       l.spec(now, now, 0),
+		}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("failed to acquire lease %s: %w (created at the same moment)", name, ErrHeld)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to create lease %s: %w", name, err)
+		}
+		l.set(created, now)
+		return l, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to read lease %s: %w", name, err)
+	}
+	if holder := ptr.Deref(cur.Spec.HolderIdentity, ""); holder != "" && holder != identity && !expired(cur, now) {
+		return nil, fmt.Errorf("failed to acquire lease %s: %w (holder %s)", name, ErrHeld, holder)
+	}
+	next := cur.DeepCopy()
+	next.Spec = l.spec(now, now, ptr.Deref(cur.Spec.LeaseTransitions, 0)+1)
+	updated, err := leases.Update(ctx, next, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		return nil, fmt.Errorf("failed to acquire lease %s: %w (taken at the same moment)", name, ErrHeld)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to take lease %s: %w", name, err)
+	}
+	l.set(updated, now)
+	return l, nil
+}
+
+// expired tells whether a Lease's holder has not renewed it in time.
+func expired(l *coordinationv1.Lease, now time.Time) bool {
+	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return true
+	}
+	end := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+	return !now.Before(end)
+}
+
+func (l *Lease) spec(acquired, renewed time.Time, transitions int32) coordinationv1.LeaseSpec {
+	return coordinationv1.LeaseSpec{
+		HolderIdentity:       ptr.To(l.identity),
+		LeaseDurationSeconds: ptr.To(int32((l.duration + time.Second - 1) / time.Second)),
+		AcquireTime:          ptr.To(metav1.NewMicroTime(acquired)),
+		RenewTime:            ptr.To(metav1.NewMicroTime(renewed)),
+		LeaseTransitions:     ptr.To(transitions),
+	}
+}
+
+func (l *Lease) set(cur *coordinationv1.Lease, renewed time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.current, l.renewed = cur, renewed
+}
+
+// Renew extends the Lease from now. It fails if another holder took it.
+func (l *Lease) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	next := l.current.DeepCopy()
+	l.mu.Unlock()
+	now := l.clock.Now()
+	if ptr.Deref(next.Spec.HolderIdentity, "") != l.identity {
+		return fmt.Errorf("failed to renew lease %s: %w", l.name, ErrLost)
+	}
+	next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
+	updated, err := l.client.CoordinationV1().Leases(l.ns).Update(ctx, next, metav1.UpdateOptions{})
+	if err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return fmt.Errorf("failed to renew lease %s: %w: %w", l.name, ErrLost, err)
+		}
+		return fmt.Errorf("failed to renew lease %s: %w", l.name, err)
+	}
+	l.set(updated, now)
+	return nil
+}
+
+// Keep renews the Lease in the background, three times per duration, until
+// stop is called. The returned context is cancelled, with the cause ErrLost,
+// when the Lease could not be renewed before two thirds of its duration
+// since the last renewal passed: the run must stop writing.
+func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-l.clock.After(l.duration / 3):
+			}
+			err := l.Renew(ctx)
+			if errors.Is(err, ErrLost) {
+				cancel(err)
+				return
+			}
+			l.mu.Lock()
+			late := l.clock.Since(l.renewed) > 2*l.duration/3
+			l.mu.Unlock()
+			if err != nil && late {
+				cancel(fmt.Errorf("%w: %w", ErrLost, err))
+				return
+			}
+		}
+	})
+	return ctx, func() {
+		close(done)
+		wg.Wait()
+		cancel(nil)
+	}
+}
+
+// Release gives the Lease up, so that the next run need not wait for it to
+// expire. Releasing a Lease another holder has taken does nothing.
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	next := l.current.DeepCopy()
+	l.mu.Unlock()
+	if ptr.Deref(next.Spec.HolderIdentity, "") != l.identity {
+		return nil
+	}
+	next.Spec.HolderIdentity = nil
+	next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(l.clock.Now()))
+	next.Spec.LeaseDurationSeconds = ptr.To[int32](1)
+	updated, err := l.client.CoordinationV1().Leases(l.ns).Update(ctx, next, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to release lease %s: %w", l.name, err)
+	}
+	l.set(updated, l.clock.Now())
+	return nil
+}
