@@ -18,7 +18,12 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: cluster ## Run the system on the local cluster (builds what it needs)
+run: ## Run the system on the local cluster (builds what it needs); Ctrl-C stops it
+	@go run ./functions/cmd/localrun
+
+.PHONY: replay
+replay: ## Send more sample deliveries to the running local system
+	@go run ./functions/cmd/localrun replay
 
 .PHONY: test
 test: lint cluster ## Run every check and test (the command CI runs)

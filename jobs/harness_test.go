@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -331,4 +332,38 @@ func clientFor(t testing.TB, rc *rest.Config) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// until runs a pass of each job, in order, until cond holds of the builds,
+// for at most timeout.
+func (h *harness) until(what string, timeout time.Duration, jobs []runner.Job, cond func(map[string]build.Build) bool) map[string]build.Build {
+	h.t.Helper()
+	var last map[string]build.Build
+	waitFor(h.t, what, timeout, func(context.Context) (bool, error) {
+		for _, j := range jobs {
+			h.run(j)
+		}
+		last = h.builds()
+		return cond(last), nil
+	})
+	return last
+}
+
+// waitLeaseFree waits until nobody holds the Lease of job, or it expired.
+func (h *harness) waitLeaseFree(job runner.Job) {
+	h.t.Helper()
+	waitFor(h.t, "the lease of "+job.Name()+" to be free", time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := h.e.Client.CoordinationV1().Leases(h.e.Namespace).Get(ctx, runner.LeaseName(job), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+			return true, nil
+		}
+		end := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+		return time.Now().After(end.Add(100 * time.Millisecond)), nil
+	})
 }

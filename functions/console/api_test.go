@@ -434,7 +434,7 @@ func TestAPIReadsTheClusterEachTime(t *testing.T) {
 		t.Fatalf("status %s", b.Status)
 	}
 	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"failed"}}}`, build.AnnotationInitStatus)
-	if _, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Patch(context.Background(), ref.Name()+"-web",
+	if _, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Patch(context.Background(), f.deploymentName(t, ref.Name()),
 		"application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func TestAPIPaginates(t *testing.T) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			f.createBuild(t, spec{repo: "acme/app", branch: "b" + strconv.Itoa(i)})
+			f.createRawBuild(t, spec{repo: "acme/app", branch: "b" + strconv.Itoa(i)})
 		})
 	}
 	wg.Wait()

@@ -70,20 +70,32 @@ func browser(t *testing.T) context.Context {
 		cancelAlloc()
 	})
 	// Start the browser now, so that a failure to launch says so.
-	if err := chromedp.Run(ctx); err != nil {
+	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("failed to start Chromium: %v", err)
 	}
 	return ctx
 }
 
-// run runs browser actions with a generous timeout.
-func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+// steps runs browser actions with a generous timeout.
+func steps(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := chromedp.Run(ctx, actions...); err != nil {
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("browser: %s: %v", what, err)
 	}
+}
+
+// get runs a browser action that reads a value.
+func get[T any](t *testing.T, ctx context.Context, what string, action chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	v, err := chromedp.Run(ctx, action)
+	if err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+	return v
 }
 
 // screenshotDir is where the screenshots go.
@@ -141,15 +153,16 @@ func TestBrowser(t *testing.T) {
 	live := f.startedBuild(t, spec{repo: "acme/app", branch: "17.0", pr: 44})
 
 	ctx := browser(t)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
 	// The repository page lists the builds.
-	var names []string
-	run(t, ctx, "open the repository page",
+	steps(t, ctx, "open the repository page",
 		chromedp.Navigate(f.srv.URL+"/repos/acme/app"),
-		chromedp.WaitVisible(`article[data-build="`+main.Name()+`"]`, chromedp.ByQuery),
-		chromedp.Evaluate(`Array.from(document.querySelectorAll("article[data-build]")).map(e => e.dataset.build)`, &names),
-		chromedp.Evaluate(`window.notReloaded = true`, nil),
+		chromedp.WaitVisible(css(`article[data-build="`+main.Name()+`"]`)),
 	)
+	names := get(t, ctx, "list the builds",
+		chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("article[data-build]")).map(e => e.dataset.build)`))
+	get(t, ctx, "mark the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 	for _, r := range []build.Ref{main, older, pr, failed, todo, live} {
 		if !slices.Contains(names, r.Name()) {
 			t.Errorf("the repository page does not list build %s (%s): %v", r.Name(), r.Slug(), names)
@@ -161,20 +174,14 @@ func TestBrowser(t *testing.T) {
 
 	// A click on Start changes the status on the page, without a reload.
 	card := `article[data-build="` + main.Name() + `"]`
-	run(t, ctx, "click start",
-		chromedp.Click(card+` button[data-action$="/start"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(card+`[data-status="started"]`, chromedp.ByQuery),
+	steps(t, ctx, "click start",
+		chromedp.Click(css(card+` button[data-action$="/start"]`)),
+		chromedp.WaitVisible(css(card+`[data-status="started"]`)),
 	)
-	var notReloaded bool
-	var text string
-	run(t, ctx, "read the card",
-		chromedp.Evaluate(`window.notReloaded === true`, &notReloaded),
-		chromedp.Text(card+` .status`, &text, chromedp.ByQuery),
-	)
-	if !notReloaded {
+	if !get(t, ctx, "check the page was not reloaded", chromedp.Evaluate[bool](`window.notReloaded === true`)) {
 		t.Error("the page was reloaded")
 	}
-	if text != "started" {
+	if text := get(t, ctx, "read the status", chromedp.Text(css(card+` .status`))); text != "started" {
 		t.Errorf("status shown %q, want started", text)
 	}
 	if b := f.getBuild(t, main.Name()); b.Status != build.StatusStarted {
@@ -183,47 +190,45 @@ func TestBrowser(t *testing.T) {
 
 	// A change made elsewhere shows too.
 	f.do(t, http.MethodPost, "/api/v1/builds/"+live.Name()+"/stop", "").want(t, http.StatusOK, "stop")
-	run(t, ctx, "see a change made elsewhere",
-		chromedp.WaitVisible(`article[data-build="`+live.Name()+`"][data-status="stopped"]`, chromedp.ByQuery),
+	steps(t, ctx, "see a change made elsewhere",
+		chromedp.WaitVisible(css(`article[data-build="`+live.Name()+`"][data-status="stopped"]`)),
+		chromedp.WaitVisible(css(card+` a.live`)),
 	)
-	run(t, ctx, "wait for the started build's links",
-		chromedp.WaitVisible(card+` a.live`, chromedp.ByQuery),
-	)
-	var shot []byte
-	run(t, ctx, "screenshot", chromedp.FullScreenshot(&shot, 100))
-	saveScreenshot(t, "repo-page.png", shot)
+	saveScreenshot(t, "repo-page.png", get(t, ctx, "screenshot", chromedp.FullScreenshot(100)))
 
 	// On a phone, nothing is wider than the screen.
-	var overflow bool
-	run(t, ctx, "phone",
+	steps(t, ctx, "phone",
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 		chromedp.Navigate(f.srv.URL+"/repos/acme/app"),
-		chromedp.WaitVisible(card, chromedp.ByQuery),
-		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth`, &overflow),
-		chromedp.FullScreenshot(&shot, 100),
+		chromedp.WaitVisible(css(card)),
 	)
-	if overflow {
+	if get(t, ctx, "measure", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`)) {
 		t.Error("on a phone, the repository page is wider than the screen")
 	}
-	saveScreenshot(t, "repo-page-phone.png", shot)
-	run(t, ctx, "desktop", chromedp.EmulateViewport(1280, 900))
+	saveScreenshot(t, "repo-page-phone.png", get(t, ctx, "phone screenshot", chromedp.FullScreenshot(100)))
+	steps(t, ctx, "desktop", chromedp.EmulateViewport(1280, 900))
+
+	// The home page lists the repositories and the counts.
+	steps(t, ctx, "open the home page",
+		chromedp.Navigate(f.srv.URL+"/"),
+		chromedp.WaitVisible(css(`a[href="/repos/acme/app"]`)),
+	)
+	if text := get(t, ctx, "read the counts", chromedp.Text(css(".counts"))); !strings.Contains(text, "6/10") {
+		t.Errorf("the home page counts say %q, want 6 of 10 deployed", text)
+	}
+	saveScreenshot(t, "home-page.png", get(t, ctx, "home screenshot", chromedp.FullScreenshot(100)))
 
 	// ?live on a stopped build starts it and ends on the build.
-	var title string
-	run(t, ctx, "open the live link",
-		chromedp.Navigate(f.srv.URL+"/builds/"+pr.Name()+"?live"),
-		chromedp.Title(&title),
-	)
-	if !strings.HasPrefix(title, "Starting ") {
+	steps(t, ctx, "open the live link", chromedp.Navigate(f.srv.URL+"/builds/"+pr.Name()+"?live"))
+	if title := get(t, ctx, "read the title", chromedp.Title()); !strings.HasPrefix(title, "Starting ") {
 		t.Errorf("the live link shows %q, want the starting page", title)
 	}
 	want := site.URL + "/" + pr.Slug()
 	deadline := time.Now().Add(2 * time.Minute)
-	var loc string
 	for {
-		// The page navigates on its own: an evaluation may fail in between.
+		// The page navigates on its own: a read may fail in between.
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := chromedp.Run(lctx, chromedp.Location(&loc))
+		loc, err := chromedp.Run(lctx, chromedp.Location())
 		cancel()
 		if err == nil && loc == want {
 			break
@@ -233,8 +238,7 @@ func TestBrowser(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	run(t, ctx, "read the build", chromedp.Text("#build", &text, chromedp.ByID))
-	if text != "build "+pr.Slug() {
+	if text := get(t, ctx, "read the build", chromedp.Text(chromedp.ID("build"))); text != "build "+pr.Slug() {
 		t.Errorf("the build site shows %q", text)
 	}
 	if b := f.getBuild(t, pr.Name()); b.Status != build.StatusStarted {
@@ -242,19 +246,16 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// ?live on a failed build shows its reason and its init log.
-	run(t, ctx, "open the live link of a failed build",
-		chromedp.Navigate(f.srv.URL+"/builds/"+failed.Name()+"?live"),
-		chromedp.Text("main", &text, chromedp.ByQuery),
-	)
+	steps(t, ctx, "open the live link of a failed build", chromedp.Navigate(f.srv.URL+"/builds/"+failed.Name()+"?live"))
+	text := get(t, ctx, "read the page", chromedp.Text(css("main")))
 	if !strings.Contains(text, "Error (exit code 1)") || !strings.Contains(text, "Init log") {
 		t.Errorf("the failed build's page says %q", text)
 	}
-	run(t, ctx, "open its init log",
-		chromedp.Click(`a[href$="/init-log"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("body", chromedp.ByQuery),
-		chromedp.Text("body", &text, chromedp.ByQuery),
+	steps(t, ctx, "open its init log",
+		chromedp.Click(css(`main a[href$="/init-log"]`)),
+		chromedp.WaitVisible(css("pre")),
 	)
-	if !strings.Contains(text, "ERROR: dependency not found") {
+	if text := get(t, ctx, "read the init log", chromedp.Text(css("pre"))); !strings.Contains(text, "ERROR: dependency not found") {
 		t.Errorf("the init log shows %q", text)
 	}
 }

@@ -56,6 +56,7 @@ import (
 	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/ops"
 )
 
 // AnnotationLastReset is on a build's Deployment: when the build was last
@@ -73,9 +74,9 @@ const (
 	DefaultMailURLPattern  = "http://{slug}.mail.{domain}"
 )
 
-// Operations change builds on the cluster. Each takes a build name (the
-// runboat/build label) and must return an error wrapping ErrNotFound when
-// the build has no Deployment.
+// Operations change builds on the cluster (FromOps adapts package ops).
+// Each takes a build name (the runboat/build label) and must return an error
+// wrapping ErrNotFound when the build has no Deployment.
 type Operations interface {
 	// Start scales a build up.
 	Start(ctx context.Context, name string) error
@@ -87,8 +88,9 @@ type Operations interface {
 	Undeploy(ctx context.Context, name string) error
 }
 
-// ErrNotFound may be wrapped by Operations when a build does not exist.
-var ErrNotFound = errors.New("build not found")
+// ErrNotFound is wrapped by the errors of Operations on a build that does
+// not exist: the one of package ops.
+var ErrNotFound = ops.ErrNotFound
 
 // Deployer deploys the build of a commit (the trigger endpoints).
 type Deployer interface {

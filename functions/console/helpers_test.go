@@ -3,11 +3,15 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,17 +20,20 @@ import (
 	"github.com/rs/zerolog"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
+	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/e2e"
+	"runboat.dev/shared/kube"
+	"runboat.dev/shared/ops"
 )
 
 const (
@@ -36,99 +43,77 @@ const (
 	testBase   = "https://runboat.example.test"
 )
 
-// kubeOps is the Operations of the tests: the smallest patches of a build's
-// Deployment that give each operation its effect on the real controllers.
-// It records its calls.
-type kubeOps struct {
-	client kubernetes.Interface
-	ns     string
+// recordingOps records the operations asked of the real ones.
+type recordingOps struct {
+	ops Operations
 
 	mu    sync.Mutex
 	calls []string
 }
 
-var _ Operations = (*kubeOps)(nil)
+var _ Operations = (*recordingOps)(nil)
 
-func (o *kubeOps) record(op, name string) {
+func (o *recordingOps) record(op, name string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.calls = append(o.calls, op+" "+name)
 }
 
 // Calls returns the calls made, as "op name".
-func (o *kubeOps) Calls() []string {
+func (o *recordingOps) Calls() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]string(nil), o.calls...)
 }
 
-func (o *kubeOps) deployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
-	list, err := o.client.AppsV1().Deployments(o.ns).List(ctx, metav1.ListOptions{LabelSelector: build.LabelBuild + "=" + name})
-	if err != nil {
-		return nil, fmt.Errorf("failed to find build %s: %w", name, err)
-	}
-	if len(list.Items) == 0 {
-		return nil, fmt.Errorf("build %s: %w", name, ErrNotFound)
-	}
-	return &list.Items[0], nil
+func (o *recordingOps) Start(ctx context.Context, name string) error {
+	o.record("start", name)
+	return o.ops.Start(ctx, name)
 }
 
-func (o *kubeOps) patch(ctx context.Context, op, name string, replicas int32, annotations map[string]any) error {
-	o.record(op, name)
-	d, err := o.deployment(ctx, name)
-	if err != nil {
-		return err
-	}
-	annotations[build.AnnotationLastScaled] = time.Now().UTC().Format(time.RFC3339)
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"annotations": annotations},
-		"spec":     map[string]any{"replicas": replicas},
-	})
-	if err != nil {
-		return fmt.Errorf("failed to make patch: %w", err)
-	}
-	if _, err := o.client.AppsV1().Deployments(o.ns).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("failed to %s build %s: %w", op, name, err)
-	}
-	return nil
+func (o *recordingOps) Stop(ctx context.Context, name string) error {
+	o.record("stop", name)
+	return o.ops.Stop(ctx, name)
 }
 
-func (o *kubeOps) Start(ctx context.Context, name string) error {
-	return o.patch(ctx, "start", name, 1, map[string]any{})
+func (o *recordingOps) Reset(ctx context.Context, name string) error {
+	o.record("reset", name)
+	return o.ops.Reset(ctx, name)
 }
 
-func (o *kubeOps) Stop(ctx context.Context, name string) error {
-	return o.patch(ctx, "stop", name, 0, map[string]any{})
-}
-
-func (o *kubeOps) Reset(ctx context.Context, name string) error {
-	return o.patch(ctx, "reset", name, 0, map[string]any{
-		build.AnnotationInitStatus:  string(build.InitTodo),
-		build.AnnotationInitFailure: nil,
-	})
-}
-
-func (o *kubeOps) Undeploy(ctx context.Context, name string) error {
+func (o *recordingOps) Undeploy(ctx context.Context, name string) error {
 	o.record("undeploy", name)
-	d, err := o.deployment(ctx, name)
-	if err != nil {
-		return err
-	}
-	err = o.client.AppsV1().Deployments(o.ns).Delete(ctx, d.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &d.UID}})
-	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("build %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("failed to undeploy build %s: %w", name, err)
-	}
-	return nil
+	return o.ops.Undeploy(ctx, name)
 }
+
+// nopOps is the Operations of the tests without a cluster.
+type nopOps struct{}
+
+func (nopOps) Start(context.Context, string) error    { return nil }
+func (nopOps) Stop(context.Context, string) error     { return nil }
+func (nopOps) Reset(context.Context, string) error    { return nil }
+func (nopOps) Undeploy(context.Context, string) error { return nil }
 
 // nopDeployer is the Deployer of the tests that do not trigger.
 type nopDeployer struct{}
 
 func (nopDeployer) Deploy(context.Context, build.Ref) (string, bool, error) {
-	return "", false, fmt.Errorf("nopDeployer: %w", ErrNotFound)
+	return "", false, errors.New("nopDeployer deploys nothing")
+}
+
+// testBuilds is the configuration of the builds of the tests: the demo
+// kubefiles for the repositories of the tests (not for unsupported/*).
+func testBuilds(t *testing.T, namespace string) config.Builds {
+	t.Helper()
+	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "kubefiles", "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := config.NewRepoRule("^(acme|other|gone|nobody)/", "", config.BuildSettings{Image: "busybox:1.36", KubefilesPath: kubefiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.Builds{Repos: config.RepoRules{rule}, Namespace: namespace, Domain: testDomain}
 }
 
 // syncBuffer collects the log.
@@ -149,15 +134,17 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// fixture is a console on a test namespace of the local cluster.
+// fixture is a console on a test namespace of the local cluster, with the
+// real deployer and build operations.
 type fixture struct {
-	env   *e2e.Env
-	ops   *kubeOps
-	clock *clocktesting.FakePassiveClock
-	h     *Handler
-	srv   *httptest.Server
-	log   *syncBuffer
-	opts  Options
+	env      *e2e.Env
+	ops      *recordingOps
+	deployer *deploy.Deployer
+	clock    *clocktesting.FakePassiveClock
+	h        *Handler
+	srv      *httptest.Server
+	log      *syncBuffer
+	opts     Options
 }
 
 // newFixture starts a console on a fresh namespace; mutate changes its
@@ -165,17 +152,31 @@ type fixture struct {
 func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
 	t.Helper()
 	env := e2e.New(t)
+	builds := testBuilds(t, env.Namespace)
+	clients, err := kube.NewClients(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := metadata.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := ops.New(ops.Options{Client: clients.Typed, Dynamic: clients.Dynamic, Builds: builds})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := &fixture{
-		env:   env,
-		ops:   &kubeOps{client: env.Client, ns: env.Namespace},
-		clock: clocktesting.NewFakePassiveClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
-		log:   &syncBuffer{},
+		env:      env,
+		ops:      &recordingOps{ops: FromOps(o)},
+		deployer: deploy.New(builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{}),
+		clock:    clocktesting.NewFakePassiveClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
+		log:      &syncBuffer{},
 	}
 	f.opts = Options{
 		Client:      env.Client,
 		Namespace:   env.Namespace,
 		Ops:         f.ops,
-		Deployer:    nopDeployer{},
+		Deployer:    f.deployer,
 		Quotas:      config.Quotas{MaxInitializing: 2, MaxStarted: 6, MaxDeployed: 10},
 		BaseURL:     testBase,
 		BuildDomain: testDomain,
@@ -211,63 +212,37 @@ type spec struct {
 
 // sha returns a valid commit sha made from seed.
 func sha(seed string) string {
-	s := fmt.Sprintf("%x", []byte(seed))
-	for len(s) < 40 {
-		s += "0"
-	}
-	return s[:40]
+	sum := sha1.Sum([]byte(seed))
+	return hex.EncodeToString(sum[:])
 }
 
-// createBuild creates the Deployment of a build directly, with the
-// contract's labels and annotations, and returns the build.
+// createBuild deploys a build with the real deployer, then plays the
+// initializer: it sets the init status (succeeded by default), the failure
+// reason and its init log evidence, and the replicas.
 func (f *fixture) createBuild(t *testing.T, s spec) build.Ref {
 	t.Helper()
-	if s.commit == "" {
-		s.commit = sha(s.repo + s.branch + fmt.Sprint(s.pr))
+	ref := s.ref(t)
+	ctx := context.Background()
+	name, created, err := f.deployer.Deploy(ctx, ref)
+	if err != nil || !created || name != ref.Name() {
+		t.Fatalf("failed to deploy build %s: %s, created %t, %v", ref.Name(), name, created, err)
 	}
-	if s.init == "" {
-		s.init = build.InitSucceeded
-	}
-	ref, err := build.NewRef(s.repo, s.branch, s.pr, s.commit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := ref.Name()
-	labels := map[string]string{build.LabelBuild: name, build.LabelCommit: ref.Commit, build.LabelTarget: ref.TargetKey()}
-	annotations := map[string]string{
-		build.AnnotationRepo:         ref.Repo,
-		build.AnnotationTargetBranch: ref.TargetBranch,
-		build.AnnotationPR:           ref.PRString(),
-		build.AnnotationCommit:       ref.Commit,
-		build.AnnotationInitStatus:   string(s.init),
-		build.AnnotationLastScaled:   time.Now().UTC().Format(time.RFC3339),
-	}
+	annotations := map[string]any{build.AnnotationInitStatus: string(s.init)}
 	if s.reason != "" {
 		annotations[build.AnnotationInitFailure] = s.reason
 	}
 	if s.lastReset != "" {
 		annotations[AnnotationLastReset] = s.lastReset
 	}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name + "-web", Labels: labels, Annotations: annotations,
-			Finalizers: []string{build.Finalizer},
-		},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(s.replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{build.LabelBuild: name}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{build.LabelBuild: name}},
-				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: ptr.To(false),
-					Containers:                   []corev1.Container{{Name: "web", Image: "busybox"}},
-				},
-			},
-		},
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": annotations},
+		"spec":     map[string]any{"replicas": s.replicas},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("failed to create build %s: %v", name, err)
+	if _, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Patch(ctx, f.deploymentName(t, name), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("failed to set the state of build %s: %v", name, err)
 	}
 	if s.initLog != "" {
 		cm := &corev1.ConfigMap{
@@ -281,11 +256,75 @@ func (f *fixture) createBuild(t *testing.T, s spec) build.Ref {
 	return ref
 }
 
+// ref is the build of a spec, with its defaults.
+func (s *spec) ref(t *testing.T) build.Ref {
+	t.Helper()
+	if s.commit == "" {
+		s.commit = sha(s.repo + s.branch + fmt.Sprint(s.pr))
+	}
+	if s.init == "" {
+		s.init = build.InitSucceeded
+	}
+	ref, err := build.NewRef(s.repo, s.branch, s.pr, s.commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// createRawBuild creates the Deployment of a stopped build directly, with
+// the contract's labels and annotations: quicker than a deploy, for the
+// tests that only read builds.
+func (f *fixture) createRawBuild(t *testing.T, s spec) build.Ref {
+	t.Helper()
+	ref := s.ref(t)
+	name := ref.Name()
+	labels := map[string]string{build.LabelBuild: name, build.LabelCommit: ref.Commit, build.LabelTarget: ref.TargetKey()}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-web", Labels: labels, Finalizers: []string{build.Finalizer},
+			Annotations: map[string]string{
+				build.AnnotationRepo:         ref.Repo,
+				build.AnnotationTargetBranch: ref.TargetBranch,
+				build.AnnotationPR:           ref.PRString(),
+				build.AnnotationCommit:       ref.Commit,
+				build.AnnotationInitStatus:   string(s.init),
+				build.AnnotationLastScaled:   time.Now().UTC().Format(time.RFC3339),
+			},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{build.LabelBuild: name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{build.LabelBuild: name}},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr.To(false),
+					Containers:                   []corev1.Container{{Name: "web", Image: "busybox"}},
+				},
+			},
+		},
+	}
+	if _, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("failed to create build %s: %v", name, err)
+	}
+	return ref
+}
+
+// deploymentName is the name of the Deployment of a build.
+func (f *fixture) deploymentName(t *testing.T, name string) string {
+	t.Helper()
+	list, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: build.LabelBuild + "=" + name})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("failed to find the Deployment of build %s: %v", name, err)
+	}
+	return list.Items[0].Name
+}
+
 // markUndeploying deletes the Deployment of a build: its finalizer keeps it,
 // undeploying.
 func (f *fixture) markUndeploying(t *testing.T, name string) {
 	t.Helper()
-	if err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Delete(context.Background(), name+"-web", metav1.DeleteOptions{}); err != nil {
+	if err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Delete(context.Background(), f.deploymentName(t, name), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,18 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"k8s.io/client-go/metadata"
-	"k8s.io/utils/clock"
-
 	"runboat.dev/shared/build"
-	"runboat.dev/shared/config"
-	"runboat.dev/shared/deploy"
-	"runboat.dev/shared/kube"
 )
 
 const (
@@ -59,28 +52,6 @@ func (g *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func newDeployer(t *testing.T, f *fixture) *deploy.Deployer {
-	t.Helper()
-	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "kubefiles", "demo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rule, err := config.NewRepoRule("^acme/app$", "^(main|feature/x)$", config.BuildSettings{Image: "busybox:1.36", KubefilesPath: kubefiles})
-	if err != nil {
-		t.Fatal(err)
-	}
-	builds := config.Builds{Repos: config.RepoRules{rule}, Namespace: f.env.Namespace, Domain: testDomain}
-	clients, err := kube.NewClients(f.env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := metadata.NewForConfig(f.env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return deploy.New(builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{})
-}
-
 func TestAPITrigger(t *testing.T) {
 	t.Parallel()
 	gh := &fakeGitHub{}
@@ -90,16 +61,6 @@ func TestAPITrigger(t *testing.T) {
 		o.GitHubAPIURL = ghSrv.URL
 		o.GitHubToken = testToken
 	})
-	// The deployer needs the fixture's namespace: make the console again
-	// with it.
-	f.opts.Deployer = newDeployer(t, f)
-	h, err := New(f.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv.Close()
-	f.h, f.srv = h, httptest.NewServer(h)
-	t.Cleanup(f.srv.Close)
 	admin := testUser + ":" + testPasswd
 
 	// A branch.

@@ -25,7 +25,7 @@ func validOptions() Options {
 	return Options{
 		Client:      fake.NewClientset(),
 		Namespace:   "builds",
-		Ops:         &kubeOps{},
+		Ops:         nopOps{},
 		Deployer:    nopDeployer{},
 		BuildDomain: testDomain,
 		AdminUser:   testUser,

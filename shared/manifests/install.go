@@ -51,35 +51,49 @@ func Install(t testing.TB, env *e2e.Env) *rest.Config {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir, err := Dir()
+	cfg, err := InstallInto(ctx, env.Config, env.Client, env.Namespace, TestSecretData, true)
 	if err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	objs, err := Render(dir, Options{Namespace: env.Namespace})
-	if err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	if err := suspendCronJobs(objs); err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	if err := createSecret(ctx, env.Client, env.Namespace); err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	applier, err := NewApplier(env.Config)
-	if err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	if err := applier.Apply(ctx, objs); err != nil {
-		t.Fatalf("manifests: failed to install: %v", err)
-	}
-	cfg, err := ServiceAccountConfig(ctx, env.Config, env.Client, env.Namespace, ServiceAccount)
-	if err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	if err := waitForRBAC(ctx, cfg, env.Namespace); err != nil {
 		t.Fatalf("manifests: %v", err)
 	}
 	return cfg
+}
+
+// InstallInto installs the manifests in the namespace ns, as Install does:
+// the Secret runboat-secrets is created with secretData unless it exists,
+// the objects are applied as admin (the CronJobs suspended if suspend is
+// set), and the returned configuration acts as the ServiceAccount runboat.
+func InstallInto(ctx context.Context, admin *rest.Config, cs kubernetes.Interface, ns string, secretData map[string]string, suspend bool) (*rest.Config, error) {
+	dir, err := Dir()
+	if err != nil {
+		return nil, err
+	}
+	objs, err := Render(dir, Options{Namespace: ns})
+	if err != nil {
+		return nil, err
+	}
+	if suspend {
+		if err := suspendCronJobs(objs); err != nil {
+			return nil, err
+		}
+	}
+	if err := createSecret(ctx, cs, ns, secretData); err != nil {
+		return nil, err
+	}
+	applier, err := NewApplier(admin)
+	if err != nil {
+		return nil, err
+	}
+	if err := applier.Apply(ctx, objs); err != nil {
+		return nil, fmt.Errorf("failed to install the manifests: %w", err)
+	}
+	cfg, err := ServiceAccountConfig(ctx, admin, cs, ns, ServiceAccount)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitForRBAC(ctx, cfg, ns); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // NewApplier returns a kube.Applier acting with cfg.
@@ -108,12 +122,12 @@ func suspendCronJobs(objs []*unstructured.Unstructured) error {
 	return nil
 }
 
-// createSecret creates the Secret runboat-secrets with TestSecretData; one
-// that exists already is left as it is.
-func createSecret(ctx context.Context, cs kubernetes.Interface, ns string) error {
+// createSecret creates the Secret runboat-secrets with data; one that exists
+// already is left as it is.
+func createSecret(ctx context.Context, cs kubernetes.Interface, ns string, data map[string]string) error {
 	_, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: Secret},
-		StringData: TestSecretData,
+		StringData: data,
 	}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("failed to create the Secret %s: %w", Secret, err)

@@ -155,7 +155,7 @@ func (o *Ops) Undeploy(ctx context.Context, d *appsv1.Deployment, why string) (b
 	if err != nil {
 		return false, writeError("undeploy build "+b.Name, err)
 	}
-	logging.From(ctx).Info().Str("why", why).Msg("build undeployed")
+	logging.From(ctx).Info().Str("why", why).Msg("build undeploying: deleted, its cleanup to run")
 	o.events.Event(ctx, d, Normal, "Undeploying", "Undeploy", "Deleted, cleanup to run: "+why)
 	return true, nil
 }

@@ -131,7 +131,7 @@ func (a *finish) Apply(ctx context.Context, env *runner.Env) error {
 	if err := env.Ops.DeleteResources(ctx, a.b.Name, []schema.GroupVersionResource{jobsResource}); err != nil {
 		return err
 	}
-	logging.From(ctx).Info().Msg("build undeployed")
+	logging.From(ctx).Info().Msg("build undeployed: resources deleted, finalizer removed")
 	return nil
 }
 

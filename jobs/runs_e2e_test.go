@@ -1,0 +1,360 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"runboat.dev/shared/build"
+	"runboat.dev/shared/config"
+	"runboat.dev/shared/jobs/initializer"
+	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/jobs/stopper"
+	"runboat.dev/shared/jobs/undeployer"
+	"runboat.dev/shared/quota"
+)
+
+// slowInit makes init pods run for long: no slot frees during the test.
+var slowInit = map[string]string{"initialize_kwok_delay": "10m"}
+
+// TestE2EConcurrentInitializers: initializer runs started at the same moment
+// (a CronJob's, a manual one, the webhook's) never launch more than
+// MAX_INITIALIZING init Jobs between them; and one pass (what the webhook
+// runs) launches a new build's init Job at once.
+func TestE2EConcurrentInitializers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultQuotas, rule("^acme/slow$", slowInit))
+	for i := range 6 {
+		h.deploy("acme/slow", "main", 0, i)
+	}
+	const runs = 4
+	envs := make([]*runner.Env, runs)
+	for i := range envs {
+		envs[i] = h.env(initializer.Name, nil)
+	}
+	start := make(chan struct{})
+	errs := make([]error, runs)
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Go(func() {
+			<-start
+			errs[i] = initializer.RunOnce(h.ctx(), env)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+	}
+	if n := len(h.jobsOf(build.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
+		t.Errorf("%d init Jobs after %d concurrent runs, want %d", n, runs, defaultQuotas.MaxInitializing)
+	}
+	if c := quota.Count(values(h.builds())); c.Initializing != defaultQuotas.MaxInitializing {
+		t.Errorf("%d builds initializing, want %d", c.Initializing, defaultQuotas.MaxInitializing)
+	}
+
+	// And again, all at once, with the slots full: nothing more.
+	wg = sync.WaitGroup{}
+	for i := range runs {
+		wg.Go(func() { errs[i] = initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)) })
+	}
+	wg.Wait()
+	if n := len(h.jobsOf(build.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
+		t.Errorf("%d init Jobs with the slots full, want %d", n, defaultQuotas.MaxInitializing)
+	}
+
+	// A free slot is taken by the next pass: free one by resetting a
+	// started build to todo, as the console does.
+	var started string
+	for name, b := range h.builds() {
+		if b.InitStatus == build.InitStarted {
+			started = name
+			break
+		}
+	}
+	h.waitLeaseFree(initializer.Job{})
+	if _, err := h.console.Do(context.Background(), started, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
+		return h.console.Reset(ctx, d, "asked in the test")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reset build's init Job to be gone", time.Minute, func(context.Context) (bool, error) {
+		return len(h.jobsOf(build.JobInitialize, started)) == 0, nil
+	})
+	fresh := h.deploy("acme/slow", "main", 0, 100)
+	if err := initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)); err != nil {
+		t.Fatal(err)
+	}
+	// The oldest build to initialize gets the slot, not the newest.
+	if n := len(h.jobsOf(build.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
+		t.Errorf("%d init Jobs after a slot freed, want %d", n, defaultQuotas.MaxInitializing)
+	}
+	if len(h.jobsOf(build.JobInitialize, fresh)) != 0 {
+		t.Error("the newest build took the free slot before older ones")
+	}
+}
+
+// TestE2EReactionTime: with MAX_INITIALIZING free, one initializer pass (what
+// the webhook runs after creating a build) launches the new build's init
+// Job before it returns.
+func TestE2EReactionTime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultQuotas, rule("^acme/slow$", slowInit))
+	name := h.deploy("acme/slow", "main", 0, 1)
+	if err := initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.jobsOf(build.JobInitialize, name)); n != 1 {
+		t.Fatalf("%d init Jobs right after the pass, want 1", n)
+	}
+	if got := h.builds()[name].InitStatus; got != build.InitStarted {
+		t.Errorf("init-status %s, want started", got)
+	}
+}
+
+// TestE2EKilledRunsConverge kills each job in the middle of its pass (after
+// 1, 2, 3... writes: its context cancelled, every later request failing, its
+// Lease left held), then runs it again, and checks that the builds converge:
+// quotas held throughout, every build initialized once, stopped down to the
+// quota, and, undeployed, entirely gone.
+func TestE2EKilledRunsConverge(t *testing.T) {
+	t.Parallel()
+	q := config.Quotas{MaxInitializing: 2, MaxStarted: 1, MaxDeployed: 10}
+	h := newHarness(t, q, rule("^acme/app$", map[string]string{"initialize_kwok_delay": "2s"}))
+	var names []string
+	for i := range 5 {
+		names = append(names, h.deploy("acme/app", "main", 0, i))
+	}
+	check := func(when string) {
+		t.Helper()
+		if n := h.runningInitJobs(); n > q.MaxInitializing {
+			t.Fatalf("%s: %d init Jobs run, quota %d", when, n, q.MaxInitializing)
+		}
+		for name := range h.builds() {
+			if n := len(h.jobsOf(build.JobInitialize, name)); n > 1 {
+				t.Fatalf("%s: build %s has %d init Jobs", when, name, n)
+			}
+		}
+	}
+	kill := func(job runner.Job, writes int) {
+		t.Helper()
+		h.waitLeaseFree(job)
+		ctx, cancel := context.WithCancel(h.ctx())
+		defer cancel()
+		k := &killer{cancel: cancel}
+		k.left.Store(int64(writes))
+		env := h.env(job.Name(), func(rt http.RoundTripper) http.RoundTripper { k.next = rt; return k })
+		err := runner.Run(ctx, env, job, runner.Options{})
+		t.Logf("%s killed after %d writes: %v", job.Name(), writes, err)
+		check(fmt.Sprintf("after %s was killed after %d writes", job.Name(), writes))
+	}
+
+	// Initialization, killed at every step of the first passes.
+	for w := 1; w <= 8; w++ {
+		kill(initializer.Job{}, w)
+	}
+	h.waitLeaseFree(initializer.Job{})
+	h.until("every build to be initialized", 3*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]build.Build) bool {
+		check("during initialization")
+		for _, b := range bs {
+			if b.InitStatus != build.InitSucceeded {
+				return false
+			}
+		}
+		return true
+	})
+	for _, name := range names {
+		if n := len(h.jobsOf(build.JobInitialize, name)); n != 1 {
+			t.Errorf("build %s: %d init Jobs, want 1", name, n)
+		}
+	}
+
+	// Stopping.
+	ctx := context.Background()
+	for _, name := range names {
+		if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
+			return h.console.Start(ctx, d, "asked in the test")
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for w := 1; w <= 3; w++ {
+		kill(stopper.Job{}, w)
+	}
+	h.waitLeaseFree(stopper.Job{})
+	h.run(stopper.Job{})
+	if c := quota.Count(values(h.builds())); c.Started > q.MaxStarted {
+		t.Errorf("%d builds started after the stopper converged, quota %d", c.Started, q.MaxStarted)
+	}
+
+	// Undeploying.
+	for _, name := range names {
+		if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
+			return h.console.Undeploy(ctx, d, "asked in the test")
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for w := 1; w <= 12; w++ {
+		kill(undeployer.Job{}, w)
+	}
+	h.waitLeaseFree(undeployer.Job{})
+	h.until("every build to be gone", 3*time.Minute, []runner.Job{undeployer.Job{}}, func(bs map[string]build.Build) bool {
+		return len(bs) == 0
+	})
+	for _, name := range names {
+		waitFor(t, "every object of "+name+" to be gone", time.Minute, func(context.Context) (bool, error) {
+			return len(h.leftovers(name)) == 0, nil
+		})
+	}
+}
+
+// TestE2EDryRun: a dry run prints the plan and writes nothing, not even its
+// Lease.
+func TestE2EDryRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultQuotas, rule("^acme/app$", nil))
+	for i := range 3 {
+		h.deploy("acme/app", "main", 0, i)
+	}
+	var out bytes.Buffer
+	env := h.env(initializer.Name, nil, func(o *runner.EnvOptions) { o.Out = &out })
+	if err := runner.Run(h.ctx(), env, initializer.Job{}, runner.Options{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), "initializer: launch the init Job of build "); got != defaultQuotas.MaxInitializing {
+		t.Errorf("dry run printed %d launches, want %d:\n%s", got, defaultQuotas.MaxInitializing, out.String())
+	}
+	if n := len(h.jobsOf(build.JobInitialize, "")); n != 0 {
+		t.Errorf("a dry run launched %d init Jobs", n)
+	}
+	for name, b := range h.builds() {
+		if b.InitStatus != build.InitTodo {
+			t.Errorf("a dry run changed build %s to %s", name, b.InitStatus)
+		}
+	}
+	_, err := h.e.Client.CoordinationV1().Leases(h.e.Namespace).Get(context.Background(), runner.LeaseName(initializer.Job{}), metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("a dry run wrote its Lease: %v", err)
+	}
+}
+
+// TestE2ELinger: a lingering initializer reacts to new builds and to freed
+// slots at once, until its linger time ends; meanwhile other runs find the
+// Lease held and do nothing.
+func TestE2ELinger(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Quotas{MaxInitializing: 1, MaxStarted: 2, MaxDeployed: 10}, rule("^acme/app$", nil))
+	const linger = 45 * time.Second
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- runner.Run(h.ctx(), h.env(initializer.Name, nil), initializer.Job{}, runner.Options{Linger: linger})
+	}()
+	// The lingering run holds the Lease: another run does nothing.
+	waitFor(t, "the lingering run to hold its Lease", time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := h.e.Client.CoordinationV1().Leases(h.e.Namespace).Get(ctx, runner.LeaseName(initializer.Job{}), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "", err
+	})
+	a := h.deploy("acme/app", "main", 0, 1)
+	b := h.deploy("acme/app", "main", 0, 2)
+	// With one slot, b is initialized only after a's Job ends: the run
+	// reacts to the Job's end, well before its linger time is over.
+	waitFor(t, "both builds to be initialized by the lingering run", linger-5*time.Second, func(context.Context) (bool, error) {
+		bs := h.builds()
+		return bs[a].InitStatus == build.InitSucceeded && bs[b].InitStatus == build.InitSucceeded, nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the lingering run ended early, after %s: %v", time.Since(start), err)
+	default:
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("lingering run: %v", err)
+		}
+		if took := time.Since(start); took < linger {
+			t.Errorf("the run ended after %s, before its linger time %s", took, linger)
+		}
+	case <-time.After(linger + time.Minute):
+		t.Fatal("the lingering run did not end")
+	}
+}
+
+// TestE2EAdoption: a build made by the Python runboat (random name, no
+// runboat/commit nor runboat/target label) gets both labels on first sight,
+// without its pod template changing; then the webhook finds it.
+func TestE2EAdoption(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultQuotas, rule("^acme/app$", nil))
+	ctx := context.Background()
+	name := "b5f0e6a8e-3c1d-4a7b-9f57-1e2d3c4b5a69"
+	labels := map[string]string{build.LabelBuild: name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   name + "-odoo",
+			Labels: labels,
+			Annotations: map[string]string{
+				build.AnnotationRepo:         "acme/app",
+				build.AnnotationTargetBranch: "16.0",
+				build.AnnotationPR:           "",
+				build.AnnotationCommit:       sha(7),
+				build.AnnotationInitStatus:   string(build.InitSucceeded),
+				build.AnnotationLastScaled:   "2024-03-02T11:12:13Z",
+			},
+			Finalizers: []string{build.Finalizer},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr.To(false),
+					Containers:                   []corev1.Container{{Name: "odoo", Image: image}},
+				},
+			},
+		},
+	}
+	created, err := h.e.Client.AppsV1().Deployments(h.e.Namespace).Create(ctx, d, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.run(stopper.Job{})
+	got := h.deployment(name)
+	ref, err := build.NewRef("acme/app", "16.0", 0, sha(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels[build.LabelCommit] != sha(7) || got.Labels[build.LabelTarget] != ref.TargetKey() {
+		t.Errorf("labels after adoption: %v", got.Labels)
+	}
+	if got.Generation != created.Generation {
+		t.Errorf("adoption changed the spec: generation %d, was %d", got.Generation, created.Generation)
+	}
+	if reasons := h.eventReasons(got.Name); !slices.Contains(reasons, "Adopted") {
+		t.Errorf("events %v, want Adopted among them", reasons)
+	}
+	found, isNew, err := h.deployer.Deploy(ctx, ref)
+	if err != nil || isNew || found != name {
+		t.Errorf("the webhook's deploy of the adopted commit: %q, created %v, %v; want %q, false", found, isNew, err, name)
+	}
+}
