@@ -267,8 +267,9 @@ func TestAPIResetLimit(t *testing.T) {
 	t.Parallel()
 	const interval = 10 * time.Minute
 	f := newFixture(t, func(o *Options) { o.ResetInterval = interval })
-	ref := f.createBuild(t, spec{repo: "acme/app", branch: "main", init: build.InitFailed, reason: "Error"})
+	ref := f.createBuild(t, spec{repo: "acme/app", branch: "main", init: build.InitFailed, reason: "Error", initLog: "boom\n"})
 	name := ref.Name()
+	f.do(t, http.MethodGet, "/api/v1/builds/"+name+"/init-log", "").want(t, http.StatusOK, "init log before the reset")
 	reset := func() response {
 		return f.do(t, http.MethodPost, "/api/v1/builds/"+name+"/reset", "")
 	}
@@ -278,6 +279,8 @@ func TestAPIResetLimit(t *testing.T) {
 	if b.Status != build.StatusInitializing || b.InitReason != "" {
 		t.Errorf("after reset: status %s, reason %q; want initializing without reason", b.Status, b.InitReason)
 	}
+	// The evidence of the failure is gone with it.
+	f.do(t, http.MethodGet, "/api/v1/builds/"+name+"/init-log", "").want(t, http.StatusNotFound, "init log after the reset")
 	if b.LastReset == nil || !b.LastReset.Equal(f.clock.Now()) {
 		t.Errorf("last_reset = %v, want %v", b.LastReset, f.clock.Now())
 	}

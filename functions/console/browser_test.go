@@ -137,6 +137,7 @@ func buildSite(t *testing.T) *httptest.Server {
 
 func TestBrowser(t *testing.T) {
 	t.Parallel()
+	chromium(t) // fail at once without it
 	site := buildSite(t)
 	f := newFixture(t, func(o *Options) {
 		o.BuildURLPattern = site.URL + "/{slug}"
@@ -257,5 +258,22 @@ func TestBrowser(t *testing.T) {
 	)
 	if text := get(t, ctx, "read the init log", chromedp.Text(css("pre"))); !strings.Contains(text, "ERROR: dependency not found") {
 		t.Errorf("the init log shows %q", text)
+	}
+
+	// Its Reset button initializes it again, and the page follows.
+	steps(t, ctx, "reset the failed build",
+		chromedp.Navigate(f.srv.URL+"/builds/"+failed.Name()+"?live"),
+		chromedp.WaitVisible(css(`button[data-action$="/reset"]`)),
+	)
+	get(t, ctx, "accept the confirmation", chromedp.Evaluate[bool](`window.confirm = () => true, true`))
+	steps(t, ctx, "click reset",
+		chromedp.Click(css(`button[data-action$="/reset"]`)),
+		chromedp.WaitVisible(css(`[data-live]`)),
+	)
+	if b := f.getBuild(t, failed.Name()); b.Status != build.StatusInitializing {
+		t.Errorf("the reset build is %s, want initializing", b.Status)
+	}
+	if calls := f.ops.Calls(); !slices.Contains(calls, "reset "+failed.Name()) {
+		t.Errorf("operations %v, want the reset of %s", calls, failed.Name())
 	}
 }

@@ -37,7 +37,7 @@ type buildInfo struct {
 func buildOf(d *appsv1.Deployment) (buildInfo, error) {
 	b, err := build.FromDeployment(d)
 	if err != nil {
-		return buildInfo{}, err //nolint:wrapcheck // FromDeployment says what failed
+		return buildInfo{}, err
 	}
 	info := buildInfo{Build: b, Reason: failureReason(d)}
 	if t, err := time.Parse(time.RFC3339, d.Annotations[AnnotationLastReset]); err == nil {
@@ -66,12 +66,21 @@ func (h *Handler) listDeployments(ctx context.Context) ([]appsv1.Deployment, err
 // listBuilds lists every build the cluster holds. A Deployment that cannot
 // be read as a build (a broken annotation) is logged and left out.
 func (h *Handler) listBuilds(ctx context.Context) ([]buildInfo, error) {
+	return h.listBuildsOf(ctx, "")
+}
+
+// listBuildsOf lists the builds of a repository (lower case), or every
+// build when repo is empty.
+func (h *Handler) listBuildsOf(ctx context.Context, repo string) ([]buildInfo, error) {
 	deps, err := h.listDeployments(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]buildInfo, 0, len(deps))
 	for i := range deps {
+		if repo != "" && !strings.EqualFold(deps[i].Annotations[build.AnnotationRepo], repo) {
+			continue // not read in full: most builds are of other repositories
+		}
 		b, err := buildOf(&deps[i])
 		if err != nil {
 			logFrom(ctx).Warn().Err(err).Str("deployment", deps[i].Name).Msg("deployment left out: not a readable build")
@@ -255,7 +264,7 @@ func sortBuilds(bs []buildInfo) {
 
 // searchBuilds lists the builds passing f, sorted.
 func (h *Handler) searchBuilds(ctx context.Context, f filter) ([]buildInfo, error) {
-	all, err := h.listBuilds(ctx)
+	all, err := h.listBuildsOf(ctx, f.repo)
 	if err != nil {
 		return nil, err
 	}

@@ -13,30 +13,40 @@
 //	                                       branch (branch builds only), pr, status;
 //	                                       400 on a bad filter
 //	DELETE /api/v1/builds                  admin: undeploy the builds matching repo,
-//	                                       target_branch, branch, pr (at least one)
-//	POST   /api/v1/builds/trigger/branch   admin: ?repo&branch, deploy the head of a branch
-//	POST   /api/v1/builds/trigger/pr       admin: ?repo&pr, deploy the head of a pull request
+//	                                       target_branch, branch, pr (at least one,
+//	                                       else 400); {"undeployed": n}
+//	POST   /api/v1/builds/trigger/branch   admin: ?repo&branch, deploy the head of a
+//	                                       branch: 201 (new build), 200 (it exists),
+//	                                       400, 404 (not on GitHub), 502 (GitHub failed)
+//	POST   /api/v1/builds/trigger/pr       admin: ?repo&pr, the same for a pull request
 //	GET    /api/v1/builds/{name}           one build; 404 when unknown
 //	GET    /api/v1/builds/{name}/init-log  text: the init log (kept on the cluster
 //	                                       for a failed build); 404 when none
 //	GET    /api/v1/builds/{name}/log       text: the log of the running build; 404 when none
 //	POST   /api/v1/builds/{name}/start     start a stopped build (otherwise nothing)
 //	POST   /api/v1/builds/{name}/stop      stop a started or starting build (otherwise nothing)
-//	POST   /api/v1/builds/{name}/reset     reinitialize a build; 429 when it was reset
-//	                                       less than the reset interval ago
+//	POST   /api/v1/builds/{name}/reset     initialize a build again; 429 with Retry-After
+//	                                       when it was reset less than the reset interval
+//	                                       ago, 409 when it is being undeployed
 //	DELETE /api/v1/builds/{name}           admin: undeploy a build
 //
 // Admin endpoints need HTTP basic credentials (401 otherwise). A failure of
-// the cluster or of GitHub gives 500 or 502 with a generic reason; details
-// go to the log only.
+// the cluster gives 500 with a generic reason; details go to the log only.
+// Browsers may not POST or DELETE from another site (403).
 //
-// Web UI (HTML, updated in place by a small script that polls every 2.5 s):
+// Web UI (HTML, kept up to date by a small script that polls the page's body
+// every 2.5 s):
 //
 //	GET /                        repositories and status counts
 //	GET /repos/{owner}/{repo}    the builds of a repository, grouped by branch and PR
 //	GET /builds/{name}           the page of a build
-//	GET /builds/{name}?live      wake-on-click: starts a stopped build, follows its
-//	                             progress and redirects to it once started
+//	GET /builds/{name}?live      wake-on-click: redirects to a started build (302);
+//	                             starts a stopped one and follows it until it is
+//	                             started; says why for a failed (200), undeploying
+//	                             (410) or unknown (404) build
+//
+// The Python runboat's page addresses (/webui/builds.html?repo=...,
+// /webui/build.html?name=...) redirect to these.
 package console
 
 import (
@@ -149,6 +159,7 @@ type Options struct {
 type Handler struct {
 	opts   Options
 	mux    *http.ServeMux
+	csrf   http.Handler
 	gh     *githubClient
 	assets assets
 	pages  *pages
@@ -266,6 +277,10 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /webui/builds.html", h.legacyBuilds)
 	m.HandleFunc("GET /webui/build.html", h.legacyBuild)
 	h.mux = m
+	// Browsers may not send a POST or DELETE from another site: a page
+	// elsewhere cannot act with the admin credentials a browser holds.
+	// Scripts, which send no Sec-Fetch-Site nor Origin, are not concerned.
+	h.csrf = http.NewCrossOriginProtection().Handler(m)
 }
 
 // ServeHTTP implements http.Handler: it puts a request logger in the
@@ -287,7 +302,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal error")
 		}
 	}()
-	h.mux.ServeHTTP(w, r)
+	h.csrf.ServeHTTP(w, r)
 }
 
 // logFrom is the request logger.

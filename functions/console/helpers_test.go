@@ -352,7 +352,7 @@ func (f *fixture) do(t *testing.T, method, path, auth string) response {
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer res.Body.Close()
+	defer res.Body.Close() //nolint:errcheck // read to the end below
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func (a opsAdapter) do(ctx context.Context, name string, f op) error {
 	_, err := a.o.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
 		return f(ctx, d, why)
 	})
-	return err //nolint:wrapcheck // the errors of package ops say which build and what failed
+	return err
 }
 
 func (a opsAdapter) Start(ctx context.Context, name string) error { return a.do(ctx, name, a.o.Start) }

@@ -219,3 +219,32 @@ func TestStaticFiles(t *testing.T) {
 		t.Errorf("unknown static file: %d", w.Code)
 	}
 }
+
+func TestCrossSiteActionsAreRefused(t *testing.T) {
+	h, err := New(validOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range []string{"cross-site", "same-site"} {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/builds/b1/start", nil)
+		r.Header.Set("Sec-Fetch-Site", site)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden {
+			t.Errorf("POST from a %s page: %d, want 403", site, w.Code)
+		}
+	}
+	// The same request from a page of the console, or from a script, goes
+	// through: to a 404, the fake cluster holding no build.
+	for _, site := range []string{"same-origin", ""} {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/builds/b1/start", nil)
+		if site != "" {
+			r.Header.Set("Sec-Fetch-Site", site)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusNotFound {
+			t.Errorf("POST with Sec-Fetch-Site %q: %d, want 404 (no such build)", site, w.Code)
+		}
+	}
+}

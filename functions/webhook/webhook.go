@@ -300,11 +300,11 @@ func (h *Handler) deploy(ctx context.Context, repo, branch string, pr int, sha s
 		res.code, res.outcome, res.reason = http.StatusOK, "deployed", "build "+name+" already deployed"
 		return res
 	}
-	target := github.TargetURL(h.opts.BaseURL, name)
-	github.NotifyStatus(ctx, h.opts.Statuses, &logger, ref.Repo, ref.Commit, github.StatusPending, target, pendingDescription)
+	github.NotifyStatus(ctx, h.opts.Statuses, &logger, ref.Repo, ref.Commit, github.StatusPending,
+		github.LiveURL(h.opts.BaseURL, name), pendingDescription)
 	res.code, res.outcome, res.reason = http.StatusCreated, "created", "build "+name+" deployed"
-	if target != "" {
-		res.headers = map[string]string{"Location": target}
+	if page := github.TargetURL(h.opts.BaseURL, name); page != "" {
+		res.headers = map[string]string{"Location": page}
 	}
 	return res
 }

@@ -487,7 +487,7 @@ func TestPendingStatus(t *testing.T) {
 		t.Fatalf("got statuses %+v, want one", f.poster.statuses)
 	}
 	s := f.poster.statuses[0]
-	if s.Repo != testRepo || s.SHA != prSHA || s.State != github.StatusPending || s.TargetURL != wantURL {
+	if s.Repo != testRepo || s.SHA != prSHA || s.State != github.StatusPending || s.TargetURL != wantURL+"?live" {
 		t.Errorf("got status %+v", s)
 	}
 	if got := w.Header().Get("Location"); got != wantURL {

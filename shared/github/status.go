@@ -59,6 +59,17 @@ func TargetURL(baseURL, buildName string) string {
 	return strings.TrimSuffix(baseURL, "/") + "/builds/" + url.PathEscape(buildName)
 }
 
+// LiveURL is the target of a build's commit statuses: its page with ?live,
+// which starts the build if it is stopped and sends the reviewer to it once
+// it runs. Empty when baseURL is.
+func LiveURL(baseURL, buildName string) string {
+	u := TargetURL(baseURL, buildName)
+	if u == "" {
+		return ""
+	}
+	return u + "?live"
+}
+
 // Client posts commit statuses with the GitHub REST API.
 type Client struct {
 	client *gh.Client

@@ -149,6 +149,13 @@ func TestTargetURL(t *testing.T) {
 		if got := TargetURL(tc.base, "b1"); got != tc.want {
 			t.Errorf("TargetURL(%q) = %q, want %q", tc.base, got, tc.want)
 		}
+		wantLive := tc.want
+		if wantLive != "" {
+			wantLive += "?live"
+		}
+		if got := LiveURL(tc.base, "b1"); got != wantLive {
+			t.Errorf("LiveURL(%q) = %q, want %q", tc.base, got, wantLive)
+		}
 	}
 }
 

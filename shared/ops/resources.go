@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/build"
@@ -101,6 +102,19 @@ func (o *Ops) KillJobs(ctx context.Context, buildName string, kinds ...build.Job
 		metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, list)
 	if err != nil {
 		return fmt.Errorf("failed to delete the pods of the %v Jobs of build %s: %w", kinds, buildName, err)
+	}
+	return nil
+}
+
+// DeleteJob deletes the Job name if it is still the one seen (uid), with its
+// pods. A Job gone, or replaced by another of the same name, is left alone.
+func (o *Ops) DeleteJob(ctx context.Context, name string, uid types.UID) error {
+	err := o.client.BatchV1().Jobs(o.builds.Namespace).Delete(ctx, name, metav1.DeleteOptions{
+		Preconditions:     &metav1.Preconditions{UID: &uid},
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("failed to delete Job %s: %w", name, err)
 	}
 	return nil
 }

@@ -31,6 +31,9 @@
     const every = parseInt(polled.dataset.pollMs, 10) || 2500;
     let timer = 0;
     let inFlight = false;
+    // The last body received: the browser serializes innerHTML its own
+    // way, so comparing with it would replace the body every time.
+    let last = null;
     refresh = async function () {
       clearTimeout(timer);
       if (inFlight) return;
@@ -39,7 +42,10 @@
         const r = await fetch(url, { cache: "no-store", headers: { "Accept": "text/html" } });
         if (r.ok) {
           const html = await r.text();
-          if (html !== polled.innerHTML) polled.innerHTML = html;
+          if (html !== last) {
+            last = html;
+            polled.innerHTML = html;
+          }
         }
       } catch (e) {
         // Offline for a moment: try again at the next tick.
@@ -61,14 +67,17 @@
     ev.preventDefault();
     if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
     button.disabled = true;
+    let done = false;
     try {
       const r = await fetch(button.dataset.action, { method: "POST", headers: { "Accept": "application/json" } });
-      if (!r.ok) say(await detail(r));
+      if (r.ok) done = true; else say(await detail(r));
     } catch (e) {
       say("The server could not be reached.");
     }
     button.disabled = false;
-    refresh();
+    // A page that is not kept up to date shows the outcome by loading again
+    // (the reset of a failed build then follows its new initialization).
+    if (done && !polled) location.reload(); else refresh();
   });
 
   // Wake-on-click: [data-live] holds the API address of the build; once it

@@ -51,8 +51,7 @@ func run(ctx context.Context, job runner.Job, opts runner.Options, logLevel stri
 	if err != nil {
 		return err
 	}
-	logger = logger.With().Str("job", job.Name()).Logger()
-	ctx = logging.Into(ctx, logger)
+	ctx = logging.Into(ctx, logger) // runner.Run adds the job's name
 	var cfg runner.Config
 	if err := config.Load(config.Environ(), &cfg); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)

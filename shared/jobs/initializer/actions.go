@@ -2,15 +2,19 @@ package initializer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/build"
+	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/jobs/runner"
 	kf "runboat.dev/shared/kubefiles"
@@ -52,12 +56,33 @@ func (a *launch) Apply(ctx context.Context, env *runner.Env) error {
 	now := env.Clock.Now()
 	objs, _, err := env.Ops.Render(a.b.Build, kf.ModeInitialize, now)
 	if err != nil {
-		// Waiting changes nothing to a build that cannot be rendered.
-		return fail(ctx, env, a.b, a.b.Deployment, fmt.Sprintf("CannotRender: %v", err))
+		return renderFailed(ctx, env, a.b, err)
+	}
+	// A Job may be there already: left by the Python runboat, or launched
+	// again for a build reset meanwhile. Its outcome is read at the next
+	// pass; one being deleted is waited for.
+	existing, err := env.Client.BatchV1().Jobs(env.Namespace()).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{build.LabelBuild: a.b.Name, build.LabelJobKind: string(build.JobInitialize)}.String(),
+	})
+	if err != nil {
+		return fmt.Errorf("failed to list the init Jobs of build %s: %w", a.b.Name, err)
+	}
+	found := false
+	for _, j := range existing.Items {
+		if j.DeletionTimestamp != nil {
+			logging.From(ctx).Info().Str("job", j.Name).Msg("previous init Job still being deleted: launch at the next pass")
+			return nil
+		}
+		found = true
 	}
 	d, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).SetInitStatus(build.InitStarted).Scale(0, now))
 	if err != nil {
 		return err
+	}
+	if found {
+		logging.From(ctx).Info().Msg("init Job found: its outcome is read at the next pass")
+		env.Ops.Events().Event(ctx, d, ops.Normal, "Initializing", "Initialize", "Init Job found: its outcome is read at the next pass")
+		return nil
 	}
 	if err := env.Ops.Applier().Apply(ctx, objs); err != nil {
 		return fmt.Errorf("failed to launch the init Job of build %s: %w", a.b.Name, err)
@@ -84,7 +109,7 @@ func (a *relaunch) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
 	objs, _, err := env.Ops.Render(a.b.Build, kf.ModeInitialize, env.Clock.Now())
 	if err != nil {
-		return fail(ctx, env, a.b, a.b.Deployment, fmt.Sprintf("CannotRender: %v", err))
+		return renderFailed(ctx, env, a.b, err)
 	}
 	if err := env.Ops.Applier().Apply(ctx, objs); err != nil {
 		return fmt.Errorf("failed to launch the init Job of build %s: %w", a.b.Name, err)
@@ -130,8 +155,10 @@ type markFailed struct {
 	// recorded is set when the init log ConfigMap exists: a previous run
 	// kept the log, which may no longer be readable.
 	recorded bool
-	pods     []corev1.Pod
-	logs     LogReader
+	// job is the failed Job, deleted when it never started.
+	job  *batchv1.Job
+	pods []corev1.Pod
+	logs LogReader
 }
 
 func (a *markFailed) String() string {
@@ -150,12 +177,23 @@ func (a *markFailed) Apply(ctx context.Context, env *runner.Env) error {
 			return err
 		}
 	}
-	if a.failFast {
-		if err := env.Ops.KillJobs(ctx, a.b.Name, build.JobInitialize); err != nil {
+	if a.failFast && a.job != nil {
+		if err := env.Ops.DeleteJob(ctx, a.job.Name, a.job.UID); err != nil {
 			return err
 		}
 	}
 	return fail(ctx, env, a.b, a.b.Deployment, a.reason)
+}
+
+// renderFailed handles a build whose initialize mode cannot be rendered.
+// When no repository rule matches the build any more, waiting changes
+// nothing: the build fails. Any other error is the kubefiles' or the
+// configuration's, not the build's: the run reports it and the build waits.
+func renderFailed(ctx context.Context, env *runner.Env, b *runner.Build, err error) error {
+	if errors.Is(err, deploy.ErrUnsupported) {
+		return fail(ctx, env, b, b.Deployment, "Unsupported: no repository rule matches the build any more")
+	}
+	return err
 }
 
 // fail sets init-status failed, the reason, and 0 replicas.

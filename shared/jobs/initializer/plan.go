@@ -120,7 +120,7 @@ func Plan(in Input, s Settings, now time.Time) runner.Plan {
 			plan.Actions = append(plan.Actions, &markSucceeded{b: b})
 		case jobFailed:
 			plan.Actions = append(plan.Actions, &markFailed{
-				b: b, reason: o.reason, failFast: o.failFast,
+				b: b, reason: o.reason, failFast: o.failFast, job: live,
 				pods: podsOf(live, st.Pods), logs: s.Logs, recorded: st.Log != nil,
 			})
 		}

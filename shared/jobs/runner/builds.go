@@ -88,7 +88,7 @@ func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
 					Msg("two Deployments carry the same build label: the second is left alone")
 				continue
 			}
-			nb := &Build{Build: b, Deployment: d}
+			nb := &Build{Build: b, Deployment: slim(d)}
 			out.All = append(out.All, nb)
 			out.ByName[b.Name] = nb
 		}
@@ -101,6 +101,23 @@ func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name))
 	})
 	return out, nil
+}
+
+// slim copies what the jobs use of a Deployment: its metadata but the
+// managed fields, spec.replicas and its status. Thousands of builds are
+// read at each pass; the copies let each page of the list go.
+func slim(d *appsv1.Deployment) *appsv1.Deployment {
+	out := &appsv1.Deployment{
+		TypeMeta:   d.TypeMeta,
+		ObjectMeta: *d.ObjectMeta.DeepCopy(),
+		Status:     *d.Status.DeepCopy(),
+	}
+	out.ManagedFields = nil
+	if d.Spec.Replicas != nil {
+		r := *d.Spec.Replicas
+		out.Spec.Replicas = &r
+	}
+	return out
 }
 
 // Replace puts a Deployment written by the run in place of the one read, and
@@ -119,12 +136,11 @@ func (bs *Builds) Replace(d *appsv1.Deployment) error {
 }
 
 // BuildWatchOptions watches the resources of builds (label runboat/build)
-// from resourceVersion, for at most timeout.
+// from resourceVersion. The server ends the watch a little after timeout:
+// the client, which stops watching at timeout, must not take the end of
+// the watch for a change.
 func BuildWatchOptions(resourceVersion string, timeout time.Duration) metav1.ListOptions {
-	secs := int64(timeout / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
+	secs := int64(timeout/time.Second) + 2
 	return metav1.ListOptions{
 		LabelSelector:   BuildSelector().String(),
 		ResourceVersion: resourceVersion,

@@ -119,7 +119,12 @@ func Run(ctx context.Context, env *Env, job Job, opts Options) error {
 			until = now.Add(resync)
 		}
 		if err := waitForChange(kctx, env, res.ResourceVersion, until); err != nil {
-			return fmt.Errorf("failed to linger: %w", err)
+			if errors.Is(context.Cause(kctx), lease.ErrLost) {
+				return fmt.Errorf("failed to linger: %w", err)
+			}
+			// Stopped while idle: the work done stands.
+			log.Info().Err(err).Msg("stopped while lingering")
+			break
 		}
 		if !env.Clock.Now().Before(deadline) {
 			break

@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/build"
+	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/jobs/runner"
 	kf "runboat.dev/shared/kubefiles"
 	"runboat.dev/shared/logging"
@@ -69,6 +71,13 @@ func (a *startCleanup) Apply(ctx context.Context, env *runner.Env) error {
 		return nil
 	}
 	objs, _, err := env.Ops.Render(a.b.Build, kf.ModeCleanup, env.Clock.Now())
+	if errors.Is(err, deploy.ErrUnsupported) {
+		// No cleanup Job can ever run: give up at once, for a person to
+		// look at.
+		give := &recordCleanupFailure{b: a.b, attempt: a.of, of: a.of, reason: "Unsupported: no repository rule matches the build any more"}
+		a.b.Deployment = d
+		return give.Apply(ctx, env)
+	}
 	if err != nil {
 		return err
 	}
@@ -144,6 +153,8 @@ type recordCleanupFailure struct {
 	attempt, of int
 	reason      string
 	retryAfter  time.Time
+	// job is the failed cleanup Job, nil when none ran.
+	job *batchv1.Job
 }
 
 func (a *recordCleanupFailure) final() bool { return a.attempt >= a.of }
@@ -177,8 +188,10 @@ func (a *recordCleanupFailure) Apply(ctx context.Context, env *runner.Env) error
 			a.attempt, a.reason, build.AnnotationCleanupAttempts))
 		return nil
 	}
-	if err := env.Ops.KillJobs(ctx, a.b.Name, build.JobCleanup); err != nil {
-		return err
+	if a.job != nil {
+		if err := env.Ops.DeleteJob(ctx, a.job.Name, a.job.UID); err != nil {
+			return err
+		}
 	}
 	logging.From(ctx).Warn().Str("reason", a.reason).Int("attempt", a.attempt).Msg("cleanup failed: will try again")
 	env.Ops.Events().Event(ctx, d, ops.Warning, "CleanupFailed", "Cleanup", fmt.Sprintf(

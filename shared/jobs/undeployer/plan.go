@@ -132,7 +132,7 @@ func planCleanup(b *runner.Build, jobs []batchv1.Job, s Settings, now time.Time)
 			return nil, time.Time{} // given up, recorded
 		}
 		return &recordCleanupFailure{
-			b: b, attempt: attempt, of: s.Jobs.CleanupAttempts, reason: reason,
+			b: b, attempt: attempt, of: s.Jobs.CleanupAttempts, reason: reason, job: cleanup,
 			retryAfter: now.Add(backoff(s.Jobs.CleanupBackoff, attempt)),
 		}, time.Time{}
 	default:

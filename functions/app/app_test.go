@@ -1,0 +1,94 @@
+package app
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"runboat.dev/shared/config"
+	"runboat.dev/shared/e2e"
+)
+
+// The function as a whole: a signed delivery to the webhook makes a build
+// that the console's API then lists.
+func TestWebhookThenConsole(t *testing.T) {
+	env := e2e.New(t)
+	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "kubefiles", "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos, err := json.Marshal([]map[string]any{{
+		"repo": "^codertocat/hello-world$", "branch": "^master$",
+		"builds": []map[string]any{{"image": "busybox:1.36", "kubefiles_path": kubefiles}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	err = config.Load(map[string]string{
+		"RUNBOAT_REPOS":                   string(repos),
+		"RUNBOAT_BUILD_NAMESPACE":         env.Namespace,
+		"RUNBOAT_BUILD_DOMAIN":            "builds.example.org",
+		"RUNBOAT_GITHUB_WEBHOOK_SECRET":   "s3cret",
+		"RUNBOAT_DISABLE_COMMIT_STATUSES": "true",
+		"RUNBOAT_API_ADMIN_USER":          "admin",
+		"RUNBOAT_API_ADMIN_PASSWD":        "pw",
+	}, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHandler(cfg, env.Config, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", "push.branch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write(body)
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/github", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("webhook: %d %s, want 201", w.Code, w.Body.String())
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/builds?repo=codertocat/hello-world", nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("console: %d %s", w.Code, w.Body.String())
+	}
+	var builds []map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &builds); err != nil {
+		t.Fatalf("console answer %q: %v", w.Body.String(), err)
+	}
+	if len(builds) != 1 || builds[0]["status"] != "initializing" || !strings.HasPrefix(builds[0]["name"].(string), "b") {
+		t.Fatalf("builds = %v, want the one initializing build", builds)
+	}
+}
+
+func TestConfigErrorsNameVariables(t *testing.T) {
+	var cfg Config
+	err := config.Load(map[string]string{"RUNBOAT_RESET_INTERVAL": "-1m"}, &cfg)
+	if err == nil {
+		t.Fatal("Load accepted an empty configuration")
+	}
+	for _, v := range []string{"RUNBOAT_REPOS", "RUNBOAT_BUILD_NAMESPACE", "RUNBOAT_GITHUB_WEBHOOK_SECRET", "RUNBOAT_API_ADMIN_USER", "RUNBOAT_RESET_INTERVAL"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("error %q does not name %s", err, v)
+		}
+	}
+}
