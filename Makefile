@@ -5,7 +5,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 export GOTOOLCHAIN := local
-MODULES := shared functions jobs
+MODULES := shared functions jobs kubefiles
 CACHE_DIR ?= $(or $(RUNBOAT_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/runboat)
 export RUNBOAT_CACHE_DIR := $(CACHE_DIR)
 

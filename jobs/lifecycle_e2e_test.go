@@ -41,6 +41,8 @@ func TestE2ELifecycle(t *testing.T) {
 		names = append(names, h.deploy("acme/app", s.branch, s.pr, i))
 	}
 
+	newest := newestOfBranches(h.builds())
+
 	started := map[string]bool{}
 	evicted := map[string]bool{}
 	ctx := context.Background()
@@ -101,10 +103,14 @@ func TestE2ELifecycle(t *testing.T) {
 	if len(evicted) != len(names)-q.MaxDeployed {
 		t.Errorf("%d builds evicted, want %d", len(evicted), len(names)-q.MaxDeployed)
 	}
-	// The newest build of each branch is kept.
-	for _, newest := range []string{names[3], names[6]} {
-		if _, ok := final[newest]; !ok {
-			t.Errorf("the newest build of its branch, %s, was undeployed", newest)
+	// The newest build of each branch is kept (builds made in the same
+	// second are told apart by name, as the undeployer does).
+	if len(newest) != 2 {
+		t.Fatalf("newest builds of the branches %v, want one of main and one of 16.0", newest)
+	}
+	for _, name := range newest {
+		if _, ok := final[name]; !ok {
+			t.Errorf("the newest build of its branch, %s, was undeployed", name)
 		}
 	}
 	for name, b := range final {
@@ -145,25 +151,35 @@ func settled(builds map[string]build.Build, started map[string]bool, q config.Qu
 	return quota.Check(q, quota.Count(values(builds))) == nil
 }
 
-// evictable counts the builds the undeployer may undeploy: stopped or
-// failed, not the newest of their branch.
-func evictable(builds map[string]build.Build) int {
-	type branch struct{ repo, name string }
-	newest := map[branch]build.Build{}
+// newestOfBranches returns the name of the newest build of each branch
+// among builds not being undeployed (by creation, then name), by branch.
+func newestOfBranches(builds map[string]build.Build) map[string]string {
+	newest := map[string]build.Build{}
 	for _, b := range builds {
 		if b.Status == build.StatusUndeploying || b.Ref.PR != 0 {
 			continue
 		}
-		k := branch{b.Ref.Repo, b.Ref.TargetBranch}
+		k := b.Ref.Repo + " " + b.Ref.TargetBranch
 		if cur, ok := newest[k]; !ok || b.Created.After(cur.Created) || (b.Created.Equal(cur.Created) && b.Name > cur.Name) {
 			newest[k] = b
 		}
 	}
+	out := map[string]string{}
+	for k, b := range newest {
+		out[k] = b.Name
+	}
+	return out
+}
+
+// evictable counts the builds the undeployer may undeploy: stopped or
+// failed, not the newest of their branch.
+func evictable(builds map[string]build.Build) int {
+	newest := newestOfBranches(builds)
 	n := 0
 	for _, b := range builds {
 		switch b.Status {
 		case build.StatusStopped, build.StatusStopping, build.StatusFailed:
-			if b.Ref.PR == 0 && newest[branch{b.Ref.Repo, b.Ref.TargetBranch}].Name == b.Name {
+			if b.Ref.PR == 0 && newest[b.Ref.Repo+" "+b.Ref.TargetBranch] == b.Name {
 				continue
 			}
 			n++
