@@ -11,7 +11,6 @@
 package kubefiles
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,13 +24,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/kustomize/api/konfig"
-	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
 
 	"runboat.dev/shared/build"
+	"runboat.dev/shared/kustomize"
 )
 
 // Names the kubefiles refer to. The objects are named before the build name
@@ -154,34 +153,15 @@ func render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, err
 	}
 
 	mem := filesys.MakeFsInMemory()
-	if err := copyToMem(fsys, mem, kubefilesRoot); err != nil {
+	if err := kustomize.CopyFS(fsys, mem, kubefilesRoot); err != nil {
 		return nil, err
 	}
 	if err := writeOverlay(mem, mode, vars, templateVars, isComponent); err != nil {
 		return nil, err
 	}
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, overlayRoot)
+	objs, err := kustomize.Build(mem, overlayRoot)
 	if err != nil {
-		return nil, fmt.Errorf("failed to run kustomize: %w", err)
-	}
-
-	objs := make([]*unstructured.Unstructured, 0, resMap.Size())
-	for _, res := range resMap.Resources() {
-		// Decode the kyaml node directly rather than through YAML text, then
-		// through JSON for the types unstructured objects want (int64...).
-		m, err := res.Map()
-		if err != nil {
-			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("failed to encode %s: %w", res.CurId(), err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
-		}
-		objs = append(objs, u)
+		return nil, err
 	}
 	if err := checkObjects(objs, mode, vars); err != nil {
 		return nil, fmt.Errorf("invalid rendered objects: %w", err)
@@ -252,27 +232,6 @@ func mergeTemplateVars(fsys fs.FS, vars map[string]string) (map[string]string, e
 	return merged, errors.Join(errs...)
 }
 
-// copyToMem copies the kubefiles folder fsys into mem under root.
-func copyToMem(fsys fs.FS, mem filesys.FileSystem, root string) error {
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		target := path.Join(root, p)
-		if d.IsDir() {
-			return mem.MkdirAll(target)
-		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		return mem.WriteFile(target, b)
-	})
-	if err != nil {
-		return fmt.Errorf("failed to copy the kubefiles folder: %w", err)
-	}
-	return nil
-}
 
 // writeOverlay writes the overlay kustomization over mode, and the objects it
 // adds, into mem under overlayRoot.

@@ -6,7 +6,6 @@
 package manifests
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,11 +15,12 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/pkg/util"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"runboat.dev/shared/kustomize"
 )
 
 // Names of the objects of the base.
@@ -95,7 +95,7 @@ const (
 // in-memory filesystem first.
 func Render(dir string, opts Options) ([]*unstructured.Unstructured, error) {
 	mem := filesys.MakeFsInMemory()
-	if err := copyToMem(dir, mem, baseRoot); err != nil {
+	if err := kustomize.CopyFS(os.DirFS(dir), mem, baseRoot); err != nil {
 		return nil, err
 	}
 	overlay, err := overlayKustomization(opts)
@@ -108,25 +108,9 @@ func Render(dir string, opts Options) ([]*unstructured.Unstructured, error) {
 	if err := mem.WriteFile(path.Join(overlayRoot, "kustomization.yaml"), overlay); err != nil {
 		return nil, fmt.Errorf("failed to write the overlay: %w", err)
 	}
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, overlayRoot)
+	objs, err := kustomize.Build(mem, overlayRoot)
 	if err != nil {
-		return nil, fmt.Errorf("failed to run kustomize on %s: %w", dir, err)
-	}
-	objs := make([]*unstructured.Unstructured, 0, resMap.Size())
-	for _, res := range resMap.Resources() {
-		m, err := res.Map()
-		if err != nil {
-			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("failed to encode %s: %w", res.CurId(), err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			return nil, fmt.Errorf("failed to decode %s: %w", res.CurId(), err)
-		}
-		objs = append(objs, u)
+		return nil, fmt.Errorf("failed to render %s: %w", dir, err)
 	}
 	return objs, nil
 }
@@ -166,33 +150,3 @@ func parseImage(ref string) (types.Image, error) {
 	return types.Image{Name: Image, NewName: name, NewTag: tag, Digest: digest}, nil
 }
 
-// copyToMem copies the files of the folder dir into mem under root. Files
-// are read with os.ReadFile, so that go test sees them and reruns a test
-// when they change.
-func copyToMem(dir string, mem filesys.FileSystem, root string) error {
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		dst := path.Join(root, filepath.ToSlash(rel))
-		if d.IsDir() {
-			return mem.MkdirAll(dst)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return mem.WriteFile(dst, b)
-	})
-	if err != nil {
-		return fmt.Errorf("failed to read the manifests folder: %w", err)
-	}
-	return nil
-}
