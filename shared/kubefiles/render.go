@@ -232,7 +232,6 @@ func mergeTemplateVars(fsys fs.FS, vars map[string]string) (map[string]string, e
 	return merged, errors.Join(errs...)
 }
 
-
 // writeOverlay writes the overlay kustomization over mode, and the objects it
 // adds, into mem under overlayRoot.
 func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map[string]string, modeIsComponent bool) error {

@@ -149,4 +149,3 @@ func parseImage(ref string) (types.Image, error) {
 	}
 	return types.Image{Name: Image, NewName: name, NewTag: tag, Digest: digest}, nil
 }
-
