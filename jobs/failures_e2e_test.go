@@ -50,6 +50,7 @@ func TestE2EInitFailure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init log: %v", err)
 	}
+	t.Logf("init log kept: %q", cm.Data[build.InitLogKey])
 	if cm.Labels[build.LabelBuild] != name || cm.Data[build.InitLogReasonKey] != reason || !strings.Contains(cm.Data[build.InitLogKey], "initialize") {
 		t.Errorf("init log ConfigMap: labels %v, data %v", cm.Labels, cm.Data)
 	}

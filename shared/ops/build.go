@@ -112,6 +112,11 @@ func (o *Ops) Reset(ctx context.Context, d *appsv1.Deployment, why string) (bool
 	if err := o.KillJobs(ctx, b.Name, build.JobInitialize, build.JobCleanup); err != nil {
 		return false, err
 	}
+	// The init log goes before the build is to initialize again: the
+	// initializer keeps the log of a failure it finds recorded.
+	if err := o.client.CoreV1().ConfigMaps(o.builds.Namespace).Delete(ctx, build.InitLogName(b.Name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("failed to delete the init log of build %s: %w", b.Name, err)
+	}
 	if err := o.applier.Apply(ctx, rest); err != nil {
 		return false, fmt.Errorf("failed to reset build %s: %w", b.Name, err)
 	}
@@ -120,9 +125,6 @@ func (o *Ops) Reset(ctx context.Context, d *appsv1.Deployment, why string) (bool
 	dep.SetResourceVersion(d.ResourceVersion)
 	if err := o.applier.Apply(ctx, []*unstructured.Unstructured{dep}); err != nil {
 		return false, writeError("reset build "+b.Name, err)
-	}
-	if err := o.client.CoreV1().ConfigMaps(o.builds.Namespace).Delete(ctx, build.InitLogName(b.Name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return true, fmt.Errorf("failed to delete the init log of build %s: %w", b.Name, err)
 	}
 	nd, err := o.client.AppsV1().Deployments(o.builds.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
 	if err != nil {

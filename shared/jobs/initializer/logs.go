@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"runboat.dev/shared/logging"
 )
 
 // MaxLog is how much of the end of a failed init Job's log is kept.
@@ -81,7 +83,8 @@ func (t *tail) bytes() []byte {
 // containers that ran, init containers first, each under a header when
 // there are several. What cannot be read is said in the text instead:
 // the log of a pod that is gone, or that the node does not serve (as on
-// a simulated node), is replaced by a line that says so.
+// a simulated node), is replaced by a line that says so (the error itself
+// goes to the job's log).
 func CaptureLog(ctx context.Context, logs LogReader, pods []corev1.Pod) string {
 	if len(pods) == 0 {
 		return "(no log: the init pod is gone)\n"
@@ -110,7 +113,10 @@ func CaptureLog(ctx context.Context, logs LogReader, pods []corev1.Pod) string {
 			fmt.Fprintf(t, "==> container %s <==\n", c)
 		}
 		if err := copyLog(ctx, logs, pod.Namespace, pod.Name, c, t); err != nil {
-			fmt.Fprintf(t, "(log of pod %s container %s not available: %v)\n", pod.Name, c, err)
+			// The error names internal addresses: it goes to the job's log,
+			// not to the text kept for the build's readers.
+			logging.From(ctx).Warn().Err(err).Str("pod", pod.Name).Str("container", c).Msg("init log not readable")
+			fmt.Fprintf(t, "(log of pod %s container %s not available: the node did not serve it)\n", pod.Name, c)
 		}
 	}
 	out := t.bytes()

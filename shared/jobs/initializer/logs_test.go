@@ -81,7 +81,7 @@ func TestCaptureLogContainers(t *testing.T) {
 	}
 	got := CaptureLog(context.Background(), fakeLogs{"p/setup": "cloned\n", "p/a": "a says\n"}, []corev1.Pod{p})
 	want := "==> container setup <==\ncloned\n==> container a <==\na says\n==> container b <==\n" +
-		"(log of pod p container b not available: the server could not find the requested resource)\n"
+		"(log of pod p container b not available: the node did not serve it)\n"
 	if got != want {
 		t.Errorf("log:\n%s\nwant:\n%s", got, want)
 	}
@@ -97,7 +97,7 @@ func TestCaptureLogNothingToRead(t *testing.T) {
 	}{
 		{"no pod", fakeLogs{}, nil, "(no log: the init pod is gone)\n"},
 		{"no container ran", fakeLogs{}, []corev1.Pod{failedPod("p")}, "(no log: no container of pod p ran)\n"},
-		{"log not served", fakeLogs{}, []corev1.Pod{failedPod("p", "main")}, "(log of pod p container main not available: the server could not find the requested resource)\n"},
+		{"log not served", fakeLogs{}, []corev1.Pod{failedPod("p", "main")}, "(log of pod p container main not available: the node did not serve it)\n"},
 		{"empty log", fakeLogs{"p/main": " \n"}, []corev1.Pod{failedPod("p", "main")}, "(the log of pod p is empty)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
