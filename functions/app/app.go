@@ -3,6 +3,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,10 +16,14 @@ import (
 
 	"runboat.dev/functions/console"
 	"runboat.dev/functions/webhook"
+	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/jobs/initializer"
+	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/kube"
+	"runboat.dev/shared/logging"
 	"runboat.dev/shared/ops"
 )
 
@@ -29,6 +34,7 @@ type Config struct {
 	config.GitHub
 	config.Webhook
 	config.API
+	config.Jobs
 	Console
 }
 
@@ -58,10 +64,18 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the metadata client: %w", err)
 	}
-	deployer := deploy.New(cfg.Builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{})
 	poster, err := github.PosterFor(cfg.GitHub, &logger)
 	if err != nil {
 		return nil, err
+	}
+	initEnv, err := runner.NewEnv(runner.Config{Builds: cfg.Builds, Quotas: cfg.Quotas, GitHub: cfg.GitHub, Jobs: cfg.Jobs},
+		restConfig, initializer.Name, runner.EnvOptions{Statuses: poster, Logger: &logger})
+	if err != nil {
+		return nil, err
+	}
+	deployer := &reactingDeployer{
+		Deployer: deploy.New(cfg.Builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{}),
+		env:      initEnv,
 	}
 	hook, err := webhook.New(webhook.Options{
 		Secret:    []byte(cfg.Webhook.Secret.Value()),
@@ -105,4 +119,26 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 	mux.Handle(webhook.Path, hook)
 	mux.Handle("/", con)
 	return mux, nil
+}
+
+// reactingDeployer runs one initializer pass after it creates a build, so
+// that the build's init Job starts at once when a slot is free instead of at
+// the next tick of the initializer's CronJob. The pass runs under the
+// initializer's Lease (it does nothing while a run holds it) and keeps the
+// quota; its failure is logged and does not fail the delivery, which is
+// already persisted.
+type reactingDeployer struct {
+	*deploy.Deployer
+	env *runner.Env
+}
+
+func (d *reactingDeployer) Deploy(ctx context.Context, ref build.Ref) (string, bool, error) {
+	name, created, err := d.Deployer.Deploy(ctx, ref)
+	if err != nil || !created {
+		return name, created, err
+	}
+	if err := initializer.RunOnce(ctx, d.env); err != nil {
+		logging.From(ctx).Warn().Err(err).Str("build", name).Msg("initializer pass after deploy failed; the next scheduled run will do it")
+	}
+	return name, created, nil
 }

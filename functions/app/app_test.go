@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/e2e"
@@ -65,6 +67,15 @@ func TestWebhookThenConsole(t *testing.T) {
 	h.ServeHTTP(w, req)
 	if w.Code != http.StatusCreated {
 		t.Fatalf("webhook: %d %s, want 201", w.Code, w.Body.String())
+	}
+	// The function ran an initializer pass: the init Job exists already,
+	// without any job having run.
+	jobs, err := env.Client.BatchV1().Jobs(env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "runboat/job-kind=initialize"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.Items) != 1 {
+		t.Fatalf("got %d init Jobs right after the delivery, want 1", len(jobs.Items))
 	}
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/builds?repo=codertocat/hello-world", nil))

@@ -250,14 +250,24 @@ func supervise(ctx context.Context, cmd *exec.Cmd, env []string, logFile string)
 		return err
 	case <-ctx.Done():
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		kill := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() })
+		defer kill.Stop()
+		if err := <-done; err != nil && !stoppedBySignal(err) {
+			return err
 		}
 		return nil
 	}
+}
+
+// stoppedBySignal tells whether a process ended because it was signalled,
+// as one asked to stop does.
+func stoppedBySignal(err error) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 // waitServing waits until the function answers.
