@@ -173,7 +173,8 @@ func NewEnvWithClients(cfg Config, client kubernetes.Interface, dyn dynamic.Inte
 // Namespace is the builds namespace.
 func (e *Env) Namespace() string { return e.Config.Namespace }
 
-// BuildURL is the page of a build, the target of its commit statuses.
+// BuildURL is the target of a build's commit statuses: its page with ?live,
+// which starts the build if needed and sends the reviewer to it.
 func (e *Env) BuildURL(name string) string {
-	return github.TargetURL(e.Config.BaseURL, name)
+	return github.LiveURL(e.Config.BaseURL, name)
 }
