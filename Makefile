@@ -27,10 +27,12 @@ replay: ## Send more sample deliveries to the running local system
 
 .PHONY: test
 test: lint cluster ## Run every check and test (the command CI runs)
-	@for m in $(MODULES); do \
+	@failed=""; \
+	for m in $(MODULES); do \
 	  echo "== go test $$m"; \
-	  (cd $$m && GOWORK=off go test -count=1 -timeout 20m ./...); \
-	done
+	  (cd $$m && GOWORK=off go test -count=1 -timeout 20m ./...) || failed="$$failed $$m"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED in:$$failed"; exit 1; fi
 
 .PHONY: bench
 bench: cluster ## Run the benchmarks on the local cluster and print their figures

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/e2e"
@@ -56,12 +57,18 @@ func TestDeploymentBecomesAvailable(t *testing.T) {
 	if _, err := deps.Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	scale, err := deps.GetScale(ctx, "web", metav1.GetOptions{})
+	// The Deployment controller writes the Deployment too: scale it up with
+	// a re-read on conflict, as any client must.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := deps.GetScale(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 2
+		_, err = deps.UpdateScale(ctx, "web", scale, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 2
-	if _, err := deps.UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "2 ready replicas", time.Minute, func(ctx context.Context) (bool, error) {
