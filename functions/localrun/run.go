@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -103,7 +104,7 @@ func Run(ctx context.Context, opts Options) error {
 	logs := filepath.Join(work, "logs")
 	wg.Go(func() {
 		err := supervise(ctx, exec.Command(filepath.Join(bin, "runboat"), "--listen", Listen),
-			append(env, "KUBECONFIG="+c.Kubeconfig()), filepath.Join(logs, "function.log"))
+			withEnv(env, "KUBECONFIG="+c.Kubeconfig()), filepath.Join(logs, "function.log"))
 		if err != nil {
 			errc <- fmt.Errorf("the function stopped: %w", err)
 		}
@@ -113,7 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 			// As a CronJob would: one run after another, each lingering.
 			for ctx.Err() == nil {
 				cmd := exec.Command(filepath.Join(bin, job), "--linger", jobLinger.String())
-				if err := supervise(ctx, cmd, append(env, "KUBECONFIG="+jobsKubeconfig), filepath.Join(logs, job+".log")); err != nil && ctx.Err() == nil {
+				if err := supervise(ctx, cmd, withEnv(env, "KUBECONFIG="+jobsKubeconfig), filepath.Join(logs, job+".log")); err != nil && ctx.Err() == nil {
 					fmt.Fprintf(opts.Out, "%s: %v (see its log); running it again\n", job, err)
 				}
 				select {
@@ -217,6 +218,12 @@ func environment(root string) ([]string, error) {
 		"RUNBOAT_MAX_STARTED=2",
 		"RUNBOAT_MAX_DEPLOYED=8",
 	), nil
+}
+
+// withEnv returns env with more variables, in a slice of its own: the
+// processes started at once must not share one backing array.
+func withEnv(env []string, more ...string) []string {
+	return append(slices.Clone(env), more...)
 }
 
 func build(ctx context.Context, root, bin string) error {
