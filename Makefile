@@ -66,5 +66,9 @@ lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint on every module
 $(GOLANGCI_LINT):
 	@echo "Installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(CACHE_DIR)/tools"
 	@mkdir -p $(CACHE_DIR)/tools/bin
-	GOBIN=$(CACHE_DIR)/tools/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@# A download from the module proxy can stall: bound each try, try again.
+	@for i in 1 2 3; do \
+	  GOBIN=$(CACHE_DIR)/tools/bin timeout 900 go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) && break; \
+	  [ $$i -lt 3 ] || exit 1; echo "go install failed or stalled (try $$i of 3); trying again"; \
+	done
 	@mv $(CACHE_DIR)/tools/bin/golangci-lint $@

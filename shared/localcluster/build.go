@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Binaries are the paths of the control plane's executables.
@@ -78,14 +79,28 @@ func (c *Cluster) ensureBinaries(ctx context.Context, log io.Writer) (Binaries, 
 	for _, step := range []struct {
 		what string
 		run  func(context.Context) error
+		// download tells a step that fetches modules: a download from the
+		// module proxy can stall, so each try is bounded and retried.
+		download bool
 	}{
-		{"prepare the build module", b.prepare},
-		{"build the Kubernetes commands", b.buildKube},
-		{"build etcd", b.buildEtcd},
-		{"install kwok and kwokctl", b.installKwok},
+		{"prepare the build module", b.prepare, true},
+		{"build the Kubernetes commands", b.buildKube, false},
+		{"build etcd", b.buildEtcd, false},
+		{"install kwok and kwokctl", b.installKwok, true},
 	} {
 		fmt.Fprintf(log, "  %s...\n", step.what)
-		if err := step.run(ctx); err != nil {
+		tries := 1
+		if step.download {
+			tries = downloadTries
+		}
+		var err error
+		for try := 1; try <= tries; try++ {
+			if err = runBounded(ctx, step.run, step.download); err == nil || ctx.Err() != nil {
+				break
+			}
+			fmt.Fprintf(log, "  %s failed (try %d of %d): %v\n", step.what, try, tries, err)
+		}
+		if err != nil {
 			return Binaries{}, fmt.Errorf("failed to %s (see %s): %w", step.what, c.buildLog(), err)
 		}
 	}
@@ -98,6 +113,22 @@ func (c *Cluster) ensureBinaries(ctx context.Context, log io.Writer) (Binaries, 
 		return Binaries{}, fmt.Errorf("failed to mark the build complete: %w", err)
 	}
 	return bins, nil
+}
+
+// downloadTries and downloadTimeout bound the steps that fetch modules.
+const (
+	downloadTries   = 3
+	downloadTimeout = 15 * time.Minute
+)
+
+// runBounded runs a step, within downloadTimeout if it downloads.
+func runBounded(ctx context.Context, step func(context.Context) error, download bool) error {
+	if !download {
+		return step(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, downloadTimeout)
+	defer cancel()
+	return step(ctx)
 }
 
 // builder builds the control plane in its own Go module, outside the
