@@ -104,10 +104,7 @@ func newHarness(t *testing.T, q config.Quotas, rules ...config.RepoRule) *harnes
 		t.Fatal(err)
 	}
 	h.dyn = clients.Dynamic
-	h.meta, err = metadata.NewForConfig(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.meta = clients.Metadata
 	mapper := ops.NewMapper(clients.Typed.Discovery())
 	h.deployer = deploy.New(h.cfg.Builds, kube.NewApplierWithMapper(clients.Dynamic, mapper), h.meta, clock.RealClock{})
 	h.console, err = ops.New(ops.Options{

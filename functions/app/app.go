@@ -5,12 +5,10 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
@@ -60,10 +58,6 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 	if err != nil {
 		return nil, err
 	}
-	meta, err := metadata.NewForConfig(restConfig)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the metadata client: %w", err)
-	}
 	poster, err := github.PosterFor(cfg.GitHub, &logger)
 	if err != nil {
 		return nil, err
@@ -74,7 +68,7 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 		return nil, err
 	}
 	deployer := &reactingDeployer{
-		Deployer: deploy.New(cfg.Builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{}),
+		Deployer: deploy.New(cfg.Builds, clients.Applier(), clients.Metadata, clock.RealClock{}),
 		env:      initEnv,
 	}
 	hook, err := webhook.New(webhook.Options{

@@ -23,7 +23,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/metadata"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -157,10 +156,6 @@ func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := metadata.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	o, err := ops.New(ops.Options{Client: clients.Typed, Dynamic: clients.Dynamic, Builds: builds})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +163,7 @@ func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
 	f := &fixture{
 		env:      env,
 		ops:      &recordingOps{ops: FromOps(o)},
-		deployer: deploy.New(builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{}),
+		deployer: deploy.New(builds, clients.Applier(), clients.Metadata, clock.RealClock{}),
 		clock:    clocktesting.NewFakePassiveClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
 		log:      &syncBuffer{},
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/rs/zerolog"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
@@ -65,11 +64,7 @@ func newDeployer(t testing.TB, cfg *rest.Config, builds config.Builds) *deploy.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return deploy.New(builds, kube.NewApplier(clients.Dynamic, clients.Typed.Discovery()), meta, clock.RealClock{})
+	return deploy.New(builds, clients.Applier(), clients.Metadata, clock.RealClock{})
 }
 
 func newE2E(t *testing.T) *e2eFixture {

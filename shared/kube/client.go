@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -76,11 +77,12 @@ func load() (*rest.Config, error) {
 	return cfg, nil
 }
 
-// Clients are the typed and dynamic clients of one configuration.
+// Clients are the typed, dynamic and metadata clients of one configuration.
 type Clients struct {
-	Config  *rest.Config
-	Typed   kubernetes.Interface
-	Dynamic dynamic.Interface
+	Config   *rest.Config
+	Typed    kubernetes.Interface
+	Dynamic  dynamic.Interface
+	Metadata metadata.Interface
 }
 
 // NewClients returns the clients of cfg.
@@ -93,5 +95,15 @@ func NewClients(cfg *rest.Config) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the dynamic client: %w", err)
 	}
-	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn}, nil
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the metadata client: %w", err)
+	}
+	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn, Metadata: meta}, nil
+}
+
+// Applier returns an Applier acting with these clients, resolving kinds
+// through their discovery.
+func (c *Clients) Applier() *Applier {
+	return NewApplier(c.Dynamic, c.Typed.Discovery())
 }

@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -98,15 +96,11 @@ func InstallInto(ctx context.Context, admin *rest.Config, cs kubernetes.Interfac
 
 // NewApplier returns a kube.Applier acting with cfg.
 func NewApplier(cfg *rest.Config) (*kube.Applier, error) {
-	dyn, err := dynamic.NewForConfig(cfg)
+	clients, err := kube.NewClients(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("failed to create the dynamic client: %w", err)
+		return nil, err
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the discovery client: %w", err)
-	}
-	return kube.NewApplier(dyn, disc), nil
+	return clients.Applier(), nil
 }
 
 // suspendCronJobs sets spec.suspend on the CronJobs among objs.
