@@ -11,7 +11,7 @@ export RUNBOAT_CACHE_DIR := $(CACHE_DIR)
 
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CACHE_DIR)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
-LOCALCLUSTER := go run ./shared/cmd/localcluster
+LOCALCLUSTER := go run ./shared/testenv/cmd/localcluster
 
 .PHONY: help
 help: ## List the targets

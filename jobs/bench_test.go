@@ -19,15 +19,14 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
-	"runboat.dev/shared/e2e"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/jobs/initializer"
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
-	"runboat.dev/shared/ops"
+	"runboat.dev/shared/model"
+	"runboat.dev/shared/testenv/e2e"
 )
 
 // benchSizes are the numbers of builds of BenchmarkPass:
@@ -163,32 +162,32 @@ func createBuilds(b *testing.B, e *e2e.Env, n int) {
 }
 
 func createBuild(ctx context.Context, e *e2e.Env, i int) error {
-	ref, err := build.NewRef("acme/app", fmt.Sprintf("branch-%d", i%50), 0, sha(i))
+	ref, err := model.NewRef("acme/app", fmt.Sprintf("branch-%d", i%50), 0, sha(i))
 	if err != nil {
 		return err
 	}
-	init := build.InitSucceeded
+	init := model.InitSucceeded
 	if i%200 == 7 {
-		init = build.InitTodo
+		init = model.InitTodo
 	}
 	name := ref.Name()
-	labels := map[string]string{build.LabelBuild: name, build.LabelCommit: ref.Commit, build.LabelTarget: ref.TargetKey()}
+	labels := map[string]string{model.LabelBuild: name, model.LabelCommit: ref.Commit, model.LabelTarget: ref.TargetKey()}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   name + "-web",
 			Labels: labels,
 			Annotations: map[string]string{
-				build.AnnotationRepo:         ref.Repo,
-				build.AnnotationTargetBranch: ref.TargetBranch,
-				build.AnnotationPR:           "",
-				build.AnnotationCommit:       ref.Commit,
-				build.AnnotationInitStatus:   string(init),
-				build.AnnotationLastScaled:   ops.FormatTime(time.Now()),
+				model.AnnotationRepo:         ref.Repo,
+				model.AnnotationTargetBranch: ref.TargetBranch,
+				model.AnnotationPR:           "",
+				model.AnnotationCommit:       ref.Commit,
+				model.AnnotationInitStatus:   string(init),
+				model.AnnotationLastScaled:   model.FormatTime(time.Now()),
 			},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](0),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{build.LabelBuild: name}},
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{model.LabelBuild: name}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
@@ -202,7 +201,7 @@ func createBuild(ctx context.Context, e *e2e.Env, i int) error {
 		return fmt.Errorf("failed to create build %d: %w", i, err)
 	}
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-runboat-vars", Labels: map[string]string{build.LabelBuild: name}},
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-runboat-vars", Labels: map[string]string{model.LabelBuild: name}},
 		Data:       map[string]string{"name": name, "commit": ref.Commit},
 	}
 	if _, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {

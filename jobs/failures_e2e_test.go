@@ -13,11 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/jobs/initializer"
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/jobs/undeployer"
+	"runboat.dev/shared/model"
 )
 
 var defaultQuotas = config.Quotas{MaxInitializing: 2, MaxStarted: 2, MaxDeployed: 10}
@@ -31,11 +31,11 @@ func TestE2EInitFailure(t *testing.T) {
 	h := newHarness(t, defaultQuotas, rule("^acme/fail$", map[string]string{"initialize_kwok_fail": "true"}))
 	name := h.deploy("acme/fail", "main", 0, 1)
 
-	h.until("the build to fail", 2*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]build.Build) bool {
-		return bs[name].InitStatus == build.InitFailed
+	h.until("the build to fail", 2*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]model.Build) bool {
+		return bs[name].InitStatus == model.InitFailed
 	})
 	d := h.deployment(name)
-	reason := d.Annotations[build.AnnotationInitFailure]
+	reason := d.Annotations[model.AnnotationInitFailure]
 	for _, want := range []string{"BackoffLimitExceeded", "container initialize: Error, exit code 1"} {
 		if !strings.Contains(reason, want) {
 			t.Errorf("failure reason %q does not contain %q", reason, want)
@@ -46,18 +46,18 @@ func TestE2EInitFailure(t *testing.T) {
 	}
 	ctx := context.Background()
 	cms := h.e.Client.CoreV1().ConfigMaps(h.e.Namespace)
-	cm, err := cms.Get(ctx, build.InitLogName(name), metav1.GetOptions{})
+	cm, err := cms.Get(ctx, model.InitLogName(name), metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("init log: %v", err)
 	}
-	t.Logf("init log kept: %q", cm.Data[build.InitLogKey])
-	if cm.Labels[build.LabelBuild] != name || cm.Data[build.InitLogReasonKey] != reason || !strings.Contains(cm.Data[build.InitLogKey], "initialize") {
+	t.Logf("init log kept: %q", cm.Data[model.InitLogKey])
+	if cm.Labels[model.LabelBuild] != name || cm.Data[model.InitLogReasonKey] != reason || !strings.Contains(cm.Data[model.InitLogKey], "initialize") {
 		t.Errorf("init log ConfigMap: labels %v, data %v", cm.Labels, cm.Data)
 	}
 
 	// The pod goes; what was kept stays, and the next passes change nothing.
 	pods := h.e.Client.CoreV1().Pods(h.e.Namespace)
-	sel := labels.Set{build.LabelBuild: name, build.LabelJobKind: string(build.JobInitialize)}.String()
+	sel := labels.Set{model.LabelBuild: name, model.LabelJobKind: string(model.JobInitialize)}.String()
 	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel}); err != nil {
 		t.Fatal(err)
 	}
@@ -66,14 +66,14 @@ func TestE2EInitFailure(t *testing.T) {
 		return err == nil && len(list.Items) == 0, err
 	})
 	h.run(initializer.Job{})
-	again, err := cms.Get(ctx, build.InitLogName(name), metav1.GetOptions{})
+	again, err := cms.Get(ctx, model.InitLogName(name), metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("init log after the pod is gone: %v", err)
 	}
-	if again.Data[build.InitLogKey] != cm.Data[build.InitLogKey] || again.Data[build.InitLogReasonKey] != reason {
+	if again.Data[model.InitLogKey] != cm.Data[model.InitLogKey] || again.Data[model.InitLogReasonKey] != reason {
 		t.Errorf("init log changed after the pod went: %v", again.Data)
 	}
-	if got := h.deployment(name).Annotations[build.AnnotationInitFailure]; got != reason {
+	if got := h.deployment(name).Annotations[model.AnnotationInitFailure]; got != reason {
 		t.Errorf("failure reason changed to %q", got)
 	}
 
@@ -84,13 +84,13 @@ func TestE2EInitFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = h.deployment(name)
-	if d.Annotations[build.AnnotationInitStatus] != string(build.InitTodo) || d.Annotations[build.AnnotationInitFailure] != "" {
+	if d.Annotations[model.AnnotationInitStatus] != string(model.InitTodo) || d.Annotations[model.AnnotationInitFailure] != "" {
 		t.Errorf("after reset: annotations %v", d.Annotations)
 	}
-	if _, err := cms.Get(ctx, build.InitLogName(name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := cms.Get(ctx, model.InitLogName(name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("after reset, the init log: %v, want not found", err)
 	}
-	if jobs := h.jobsOf(build.JobInitialize, name); len(jobs) != 0 && jobs[0].DeletionTimestamp == nil {
+	if jobs := h.jobsOf(model.JobInitialize, name); len(jobs) != 0 && jobs[0].DeletionTimestamp == nil {
 		t.Errorf("after reset, %d init Jobs left", len(jobs))
 	}
 }
@@ -105,14 +105,14 @@ func TestE2EInitImagePull(t *testing.T) {
 	name := h.deploy("acme/pull", "main", 0, 1)
 
 	h.run(initializer.Job{})
-	jobs := h.jobsOf(build.JobInitialize, name)
+	jobs := h.jobsOf(model.JobInitialize, name)
 	if len(jobs) != 1 {
 		t.Fatalf("%d init Jobs after the first pass, want 1", len(jobs))
 	}
 	launched := jobs[0].CreationTimestamp.Time
 
-	h.until("the build to fail", 2*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]build.Build) bool {
-		return bs[name].InitStatus == build.InitFailed
+	h.until("the build to fail", 2*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]model.Build) bool {
+		return bs[name].InitStatus == model.InitFailed
 	})
 	// The pass that sees the pod waiting past the timeout fails the build;
 	// passes run back to back, so it fails soon after the timeout (the bound
@@ -120,15 +120,15 @@ func TestE2EInitImagePull(t *testing.T) {
 	if took := time.Since(launched); took > timeout+time.Minute {
 		t.Errorf("the build failed %s after its Job was launched, timeout %s", took, timeout)
 	}
-	reason := h.deployment(name).Annotations[build.AnnotationInitFailure]
+	reason := h.deployment(name).Annotations[model.AnnotationInitFailure]
 	if !strings.HasPrefix(reason, "ErrImagePull: init pod ") || !strings.Contains(reason, "not started after 3s") {
 		t.Errorf("failure reason %q", reason)
 	}
 	waitFor(t, "the init Job to be gone", time.Minute, func(context.Context) (bool, error) {
-		return len(h.jobsOf(build.JobInitialize, name)) == 0, nil
+		return len(h.jobsOf(model.JobInitialize, name)) == 0, nil
 	})
-	cm, err := h.e.Client.CoreV1().ConfigMaps(h.e.Namespace).Get(context.Background(), build.InitLogName(name), metav1.GetOptions{})
-	if err != nil || cm.Data[build.InitLogReasonKey] != reason {
+	cm, err := h.e.Client.CoreV1().ConfigMaps(h.e.Namespace).Get(context.Background(), model.InitLogName(name), metav1.GetOptions{})
+	if err != nil || cm.Data[model.InitLogReasonKey] != reason {
 		t.Errorf("init log: %v, %v", cm, err)
 	}
 }
@@ -141,8 +141,8 @@ func TestE2ECleanupRetries(t *testing.T) {
 	h.cfg.Jobs.CleanupAttempts = 2
 	h.cfg.Jobs.CleanupBackoff = time.Second
 	name := h.deploy("acme/dirty", "main", 0, 1)
-	h.until("the build to be initialized", 2*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]build.Build) bool {
-		return bs[name].InitStatus == build.InitSucceeded
+	h.until("the build to be initialized", 2*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]model.Build) bool {
+		return bs[name].InitStatus == model.InitSucceeded
 	})
 	ctx := context.Background()
 	if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
@@ -150,23 +150,23 @@ func TestE2ECleanupRetries(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	h.until("the cleanup to be given up", 3*time.Minute, []runner.Job{undeployer.Job{}}, func(bs map[string]build.Build) bool {
+	h.until("the cleanup to be given up", 3*time.Minute, []runner.Job{undeployer.Job{}}, func(bs map[string]model.Build) bool {
 		return slices.Contains(h.eventReasons(bs[name].DeploymentName), "CleanupAbandoned")
 	})
 	d := h.deployment(name)
-	if d.Annotations[build.AnnotationCleanupAttempts] != "2" || !strings.HasPrefix(d.Annotations[build.AnnotationCleanupFailure], "BackoffLimitExceeded") {
+	if d.Annotations[model.AnnotationCleanupAttempts] != "2" || !strings.HasPrefix(d.Annotations[model.AnnotationCleanupFailure], "BackoffLimitExceeded") {
 		t.Errorf("annotations %v", d.Annotations)
 	}
 	if !slices.Contains(h.eventReasons(d.Name), "CleanupFailed") {
 		t.Errorf("events %v, want CleanupFailed (the first attempt) among them", h.eventReasons(d.Name))
 	}
-	if d.DeletionTimestamp == nil || !slices.Contains(d.Finalizers, build.Finalizer) {
+	if d.DeletionTimestamp == nil || !slices.Contains(d.Finalizers, model.Finalizer) {
 		t.Errorf("the build should stay, being deleted, with its finalizer: %v %v", d.DeletionTimestamp, d.Finalizers)
 	}
 	// Given up: the next passes launch nothing.
 	h.run(undeployer.Job{})
-	jobs := h.jobsOf(build.JobCleanup, name)
-	if len(jobs) != 1 || jobs[0].Annotations[build.AnnotationAttempt] != "2" {
+	jobs := h.jobsOf(model.JobCleanup, name)
+	if len(jobs) != 1 || jobs[0].Annotations[model.AnnotationAttempt] != "2" {
 		t.Errorf("cleanup Jobs after giving up: %d, want the last attempt kept", len(jobs))
 	}
 }
@@ -185,7 +185,7 @@ func TestE2ENoCleanupJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.run(undeployer.Job{})
-	if len(h.jobsOf(build.JobCleanup, name)) != 0 {
+	if len(h.jobsOf(model.JobCleanup, name)) != 0 {
 		t.Error("a cleanup Job was launched")
 	}
 	waitFor(t, "every object of the build to be gone", time.Minute, func(context.Context) (bool, error) {
@@ -204,7 +204,7 @@ func TestE2EOrphans(t *testing.T) {
 	ctx := context.Background()
 	for _, cm := range []string{"ghost-runboat-vars", "ghost-runboat-env"} {
 		_, err := h.e.Client.CoreV1().ConfigMaps(h.e.Namespace).Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: cm, Labels: map[string]string{build.LabelBuild: "ghost"}},
+			ObjectMeta: metav1.ObjectMeta{Name: cm, Labels: map[string]string{model.LabelBuild: "ghost"}},
 		}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)

@@ -25,16 +25,16 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/deploy"
-	"runboat.dev/shared/e2e"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/logging"
-	"runboat.dev/shared/manifests"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
+	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // demoKubefiles is the demo kubefiles folder, from this module's folder.
@@ -154,7 +154,7 @@ func sha(n int) string { return fmt.Sprintf("%040x", 0xc0ffee000+n) }
 // deploy deploys a build as the webhook does, and returns its name.
 func (h *harness) deploy(repo, branch string, pr, commit int) string {
 	h.t.Helper()
-	ref, err := build.NewRef(repo, branch, pr, sha(commit))
+	ref, err := model.NewRef(repo, branch, pr, sha(commit))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -166,15 +166,15 @@ func (h *harness) deploy(repo, branch string, pr, commit int) string {
 }
 
 // builds reads the builds, as the admin.
-func (h *harness) builds() map[string]build.Build {
+func (h *harness) builds() map[string]model.Build {
 	h.t.Helper()
 	list, err := h.e.Client.AppsV1().Deployments(h.e.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: runner.BuildSelector().String()})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	out := map[string]build.Build{}
+	out := map[string]model.Build{}
 	for i := range list.Items {
-		b, err := build.FromDeployment(&list.Items[i])
+		b, err := model.FromDeployment(&list.Items[i])
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -193,11 +193,11 @@ func (h *harness) deployment(name string) *appsv1.Deployment {
 }
 
 // jobsOf lists the Jobs of a kind (all builds when name is empty).
-func (h *harness) jobsOf(kind build.JobKind, name string) []batchv1.Job {
+func (h *harness) jobsOf(kind model.JobKind, name string) []batchv1.Job {
 	h.t.Helper()
-	set := labels.Set{build.LabelJobKind: string(kind)}
+	set := labels.Set{model.LabelJobKind: string(kind)}
 	if name != "" {
-		set[build.LabelBuild] = name
+		set[model.LabelBuild] = name
 	}
 	list, err := h.e.Client.BatchV1().Jobs(h.e.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: set.String()})
 	if err != nil {
@@ -209,7 +209,7 @@ func (h *harness) jobsOf(kind build.JobKind, name string) []batchv1.Job {
 // runningInitJobs counts the init Jobs not finished and not being deleted.
 func (h *harness) runningInitJobs() int {
 	n := 0
-	for _, j := range h.jobsOf(build.JobInitialize, "") {
+	for _, j := range h.jobsOf(model.JobInitialize, "") {
 		if j.DeletionTimestamp == nil && !finished(j) {
 			n++
 		}
@@ -246,7 +246,7 @@ func (h *harness) leftovers(name string) []string {
 	var out []string
 	for _, r := range labelledKinds {
 		list, err := h.meta.Resource(r).Namespace(h.e.Namespace).List(context.Background(), metav1.ListOptions{
-			LabelSelector: labels.Set{build.LabelBuild: name}.String(),
+			LabelSelector: labels.Set{model.LabelBuild: name}.String(),
 		})
 		if err != nil {
 			h.t.Fatal(err)
@@ -322,9 +322,9 @@ func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // until runs a pass of each job, in order, until cond holds of the builds,
 // for at most timeout.
-func (h *harness) until(what string, timeout time.Duration, jobs []runner.Job, cond func(map[string]build.Build) bool) map[string]build.Build {
+func (h *harness) until(what string, timeout time.Duration, jobs []runner.Job, cond func(map[string]model.Build) bool) map[string]model.Build {
 	h.t.Helper()
-	var last map[string]build.Build
+	var last map[string]model.Build
 	waitFor(h.t, what, timeout, func(context.Context) (bool, error) {
 		for _, j := range jobs {
 			h.run(j)

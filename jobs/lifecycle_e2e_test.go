@@ -8,11 +8,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/jobs/initializer"
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/quota"
 )
 
@@ -62,7 +62,7 @@ func TestE2ELifecycle(t *testing.T) {
 		// Start every build once it is initialized, as a person would from
 		// the console: more than MAX_STARTED, for the stopper to stop.
 		for name, b := range h.builds() {
-			if b.Status == build.StatusStopped && !started[name] {
+			if b.Status == model.StatusStopped && !started[name] {
 				ok, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
 					return h.console.Start(ctx, d, "asked in the test")
 				})
@@ -82,7 +82,7 @@ func TestE2ELifecycle(t *testing.T) {
 		h.run(undeployer.Job{})
 		after := h.builds()
 		for name, b := range after {
-			if b.Status == build.StatusUndeploying && before[name].Status != build.StatusUndeploying {
+			if b.Status == model.StatusUndeploying && before[name].Status != model.StatusUndeploying {
 				evicted[name] = true
 			}
 		}
@@ -117,7 +117,7 @@ func TestE2ELifecycle(t *testing.T) {
 		if evicted[name] {
 			t.Errorf("evicted build %s is still there", name)
 		}
-		if b.InitStatus != build.InitSucceeded {
+		if b.InitStatus != model.InitSucceeded {
 			t.Errorf("build %s: init-status %s, want succeeded", name, b.InitStatus)
 		}
 		reasons := h.eventReasons(b.DeploymentName)
@@ -142,9 +142,9 @@ func TestE2ELifecycle(t *testing.T) {
 
 // settled tells whether the lifecycle is over: every build initialized and
 // started once, the quotas held, nothing being undeployed.
-func settled(builds map[string]build.Build, started map[string]bool, q config.Quotas) bool {
+func settled(builds map[string]model.Build, started map[string]bool, q config.Quotas) bool {
 	for name, b := range builds {
-		if b.InitStatus != build.InitSucceeded || b.Status == build.StatusUndeploying || !started[name] {
+		if b.InitStatus != model.InitSucceeded || b.Status == model.StatusUndeploying || !started[name] {
 			return false
 		}
 	}
@@ -153,10 +153,10 @@ func settled(builds map[string]build.Build, started map[string]bool, q config.Qu
 
 // newestOfBranches returns the name of the newest build of each branch
 // among builds not being undeployed (by creation, then name), by branch.
-func newestOfBranches(builds map[string]build.Build) map[string]string {
-	newest := map[string]build.Build{}
+func newestOfBranches(builds map[string]model.Build) map[string]string {
+	newest := map[string]model.Build{}
 	for _, b := range builds {
-		if b.Status == build.StatusUndeploying || b.Ref.PR != 0 {
+		if b.Status == model.StatusUndeploying || b.Ref.PR != 0 {
 			continue
 		}
 		k := b.Ref.Repo + " " + b.Ref.TargetBranch
@@ -173,12 +173,12 @@ func newestOfBranches(builds map[string]build.Build) map[string]string {
 
 // evictable counts the builds the undeployer may undeploy: stopped or
 // failed, not the newest of their branch.
-func evictable(builds map[string]build.Build) int {
+func evictable(builds map[string]model.Build) int {
 	newest := newestOfBranches(builds)
 	n := 0
 	for _, b := range builds {
 		switch b.Status {
-		case build.StatusStopped, build.StatusStopping, build.StatusFailed:
+		case model.StatusStopped, model.StatusStopping, model.StatusFailed:
 			if b.Ref.PR == 0 && newest[b.Ref.Repo+" "+b.Ref.TargetBranch] == b.Name {
 				continue
 			}
@@ -188,8 +188,8 @@ func evictable(builds map[string]build.Build) int {
 	return n
 }
 
-func values(m map[string]build.Build) []build.Build {
-	out := make([]build.Build, 0, len(m))
+func values(m map[string]model.Build) []model.Build {
+	out := make([]model.Build, 0, len(m))
 	for _, b := range m {
 		out = append(out, b)
 	}

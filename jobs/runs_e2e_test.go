@@ -17,12 +17,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/jobs/initializer"
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/quota"
 )
 
@@ -60,7 +60,7 @@ func TestE2EConcurrentInitializers(t *testing.T) {
 			t.Errorf("run %d: %v", i, err)
 		}
 	}
-	if n := len(h.jobsOf(build.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
+	if n := len(h.jobsOf(model.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
 		t.Errorf("%d init Jobs after %d concurrent runs, want %d", n, runs, defaultQuotas.MaxInitializing)
 	}
 	if c := quota.Count(values(h.builds())); c.Initializing != defaultQuotas.MaxInitializing {
@@ -73,7 +73,7 @@ func TestE2EConcurrentInitializers(t *testing.T) {
 		wg.Go(func() { errs[i] = initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)) })
 	}
 	wg.Wait()
-	if n := len(h.jobsOf(build.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
+	if n := len(h.jobsOf(model.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
 		t.Errorf("%d init Jobs with the slots full, want %d", n, defaultQuotas.MaxInitializing)
 	}
 
@@ -81,7 +81,7 @@ func TestE2EConcurrentInitializers(t *testing.T) {
 	// started build to todo, as the console does.
 	var started string
 	for name, b := range h.builds() {
-		if b.InitStatus == build.InitStarted {
+		if b.InitStatus == model.InitStarted {
 			started = name
 			break
 		}
@@ -93,17 +93,17 @@ func TestE2EConcurrentInitializers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the reset build's init Job to be gone", time.Minute, func(context.Context) (bool, error) {
-		return len(h.jobsOf(build.JobInitialize, started)) == 0, nil
+		return len(h.jobsOf(model.JobInitialize, started)) == 0, nil
 	})
 	fresh := h.deploy("acme/slow", "main", 0, 100)
 	if err := initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)); err != nil {
 		t.Fatal(err)
 	}
 	// The oldest build to initialize gets the slot, not the newest.
-	if n := len(h.jobsOf(build.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
+	if n := len(h.jobsOf(model.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
 		t.Errorf("%d init Jobs after a slot freed, want %d", n, defaultQuotas.MaxInitializing)
 	}
-	if len(h.jobsOf(build.JobInitialize, fresh)) != 0 {
+	if len(h.jobsOf(model.JobInitialize, fresh)) != 0 {
 		t.Error("the newest build took the free slot before older ones")
 	}
 }
@@ -118,10 +118,10 @@ func TestE2EReactionTime(t *testing.T) {
 	if err := initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(h.jobsOf(build.JobInitialize, name)); n != 1 {
+	if n := len(h.jobsOf(model.JobInitialize, name)); n != 1 {
 		t.Fatalf("%d init Jobs right after the pass, want 1", n)
 	}
-	if got := h.builds()[name].InitStatus; got != build.InitStarted {
+	if got := h.builds()[name].InitStatus; got != model.InitStarted {
 		t.Errorf("init-status %s, want started", got)
 	}
 }
@@ -145,7 +145,7 @@ func TestE2EKilledRunsConverge(t *testing.T) {
 			t.Fatalf("%s: %d init Jobs run, quota %d", when, n, q.MaxInitializing)
 		}
 		for name := range h.builds() {
-			if n := len(h.jobsOf(build.JobInitialize, name)); n > 1 {
+			if n := len(h.jobsOf(model.JobInitialize, name)); n > 1 {
 				t.Fatalf("%s: build %s has %d init Jobs", when, name, n)
 			}
 		}
@@ -168,17 +168,17 @@ func TestE2EKilledRunsConverge(t *testing.T) {
 		kill(initializer.Job{}, w)
 	}
 	h.waitLeaseFree(initializer.Job{})
-	h.until("every build to be initialized", 3*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]build.Build) bool {
+	h.until("every build to be initialized", 3*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]model.Build) bool {
 		check("during initialization")
 		for _, b := range bs {
-			if b.InitStatus != build.InitSucceeded {
+			if b.InitStatus != model.InitSucceeded {
 				return false
 			}
 		}
 		return true
 	})
 	for _, name := range names {
-		if n := len(h.jobsOf(build.JobInitialize, name)); n != 1 {
+		if n := len(h.jobsOf(model.JobInitialize, name)); n != 1 {
 			t.Errorf("build %s: %d init Jobs, want 1", name, n)
 		}
 	}
@@ -213,7 +213,7 @@ func TestE2EKilledRunsConverge(t *testing.T) {
 		kill(undeployer.Job{}, w)
 	}
 	h.waitLeaseFree(undeployer.Job{})
-	h.until("every build to be gone", 3*time.Minute, []runner.Job{undeployer.Job{}}, func(bs map[string]build.Build) bool {
+	h.until("every build to be gone", 3*time.Minute, []runner.Job{undeployer.Job{}}, func(bs map[string]model.Build) bool {
 		return len(bs) == 0
 	})
 	for _, name := range names {
@@ -239,11 +239,11 @@ func TestE2EDryRun(t *testing.T) {
 	if got := strings.Count(out.String(), "initializer: launch the init Job of build "); got != defaultQuotas.MaxInitializing {
 		t.Errorf("dry run printed %d launches, want %d:\n%s", got, defaultQuotas.MaxInitializing, out.String())
 	}
-	if n := len(h.jobsOf(build.JobInitialize, "")); n != 0 {
+	if n := len(h.jobsOf(model.JobInitialize, "")); n != 0 {
 		t.Errorf("a dry run launched %d init Jobs", n)
 	}
 	for name, b := range h.builds() {
-		if b.InitStatus != build.InitTodo {
+		if b.InitStatus != model.InitTodo {
 			t.Errorf("a dry run changed build %s to %s", name, b.InitStatus)
 		}
 	}
@@ -279,7 +279,7 @@ func TestE2ELinger(t *testing.T) {
 	// reacts to the Job's end, well before its linger time is over.
 	waitFor(t, "both builds to be initialized by the lingering run", linger-5*time.Second, func(context.Context) (bool, error) {
 		bs := h.builds()
-		return bs[a].InitStatus == build.InitSucceeded && bs[b].InitStatus == build.InitSucceeded, nil
+		return bs[a].InitStatus == model.InitSucceeded && bs[b].InitStatus == model.InitSucceeded, nil
 	})
 	select {
 	case err := <-done:
@@ -307,20 +307,20 @@ func TestE2EAdoption(t *testing.T) {
 	h := newHarness(t, defaultQuotas, rule("^acme/app$", nil))
 	ctx := context.Background()
 	name := "b5f0e6a8e-3c1d-4a7b-9f57-1e2d3c4b5a69"
-	labels := map[string]string{build.LabelBuild: name}
+	labels := map[string]string{model.LabelBuild: name}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   name + "-odoo",
 			Labels: labels,
 			Annotations: map[string]string{
-				build.AnnotationRepo:         "acme/app",
-				build.AnnotationTargetBranch: "16.0",
-				build.AnnotationPR:           "",
-				build.AnnotationCommit:       sha(7),
-				build.AnnotationInitStatus:   string(build.InitSucceeded),
-				build.AnnotationLastScaled:   "2024-03-02T11:12:13Z",
+				model.AnnotationRepo:         "acme/app",
+				model.AnnotationTargetBranch: "16.0",
+				model.AnnotationPR:           "",
+				model.AnnotationCommit:       sha(7),
+				model.AnnotationInitStatus:   string(model.InitSucceeded),
+				model.AnnotationLastScaled:   "2024-03-02T11:12:13Z",
 			},
-			Finalizers: []string{build.Finalizer},
+			Finalizers: []string{model.Finalizer},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](0),
@@ -340,11 +340,11 @@ func TestE2EAdoption(t *testing.T) {
 	}
 	h.run(stopper.Job{})
 	got := h.deployment(name)
-	ref, err := build.NewRef("acme/app", "16.0", 0, sha(7))
+	ref, err := model.NewRef("acme/app", "16.0", 0, sha(7))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Labels[build.LabelCommit] != sha(7) || got.Labels[build.LabelTarget] != ref.TargetKey() {
+	if got.Labels[model.LabelCommit] != sha(7) || got.Labels[model.LabelTarget] != ref.TargetKey() {
 		t.Errorf("labels after adoption: %v", got.Labels)
 	}
 	if got.Generation != created.Generation {

@@ -14,7 +14,6 @@ import (
 
 	"runboat.dev/functions/console"
 	"runboat.dev/functions/webhook"
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/github"
@@ -22,6 +21,7 @@ import (
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
 )
 
@@ -126,7 +126,7 @@ type reactingDeployer struct {
 	env *runner.Env
 }
 
-func (d *reactingDeployer) Deploy(ctx context.Context, ref build.Ref) (string, bool, error) {
+func (d *reactingDeployer) Deploy(ctx context.Context, ref model.Ref) (string, bool, error) {
 	name, created, err := d.Deployer.Deploy(ctx, ref)
 	if err != nil || !created {
 		return name, created, err

@@ -18,7 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"runboat.dev/shared/config"
-	"runboat.dev/shared/e2e"
+	"runboat.dev/shared/testenv/e2e"
 )
 
 // The function as a whole: a signed delivery to the webhook makes a build

@@ -14,21 +14,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"runboat.dev/shared/build"
-	"runboat.dev/shared/kube"
+	"runboat.dev/shared/model"
 )
 
 // canStart tells whether start acts on a build of this status (the Python
 // runboat's rule); start does nothing otherwise.
-func canStart(s build.Status) bool {
-	return s == build.StatusStopped || s == build.StatusStopping
+func canStart(s model.Status) bool {
+	return s == model.StatusStopped || s == model.StatusStopping
 }
 
 // canStop tells whether stop acts on a build of this status. A starting
 // build can be stopped too (one whose pods never become ready would
 // otherwise stay starting until the stopper picks it).
-func canStop(s build.Status) bool {
-	return s == build.StatusStarted || s == build.StatusStarting
+func canStop(s model.Status) bool {
+	return s == model.StatusStarted || s == model.StatusStarting
 }
 
 // start starts a build if it is stopped; it returns the build as read
@@ -103,19 +102,19 @@ func (h *Handler) claimReset(ctx context.Context, name string) (time.Duration, e
 			return 0, errUndeploying
 		}
 		now := h.opts.Clock.Now()
-		if last, err := time.Parse(time.RFC3339, d.Annotations[AnnotationLastReset]); err == nil {
+		if last, err := model.ParseTime(d.Annotations[model.AnnotationLastReset]); err == nil {
 			if next := last.Add(h.opts.ResetInterval); now.Before(next) {
 				return next.Sub(now), errTooSoon
 			}
 		}
 		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": d.ResourceVersion,
-			"annotations":     map[string]string{AnnotationLastReset: now.UTC().Format(time.RFC3339)},
+			"annotations":     map[string]string{model.AnnotationLastReset: model.FormatTime(now)},
 		}})
 		if err != nil {
 			return 0, fmt.Errorf("failed to make the reset patch: %w", err)
 		}
-		_, err = deps.Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: kube.FieldManager})
+		_, err = deps.Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: model.FieldManager})
 		switch {
 		case apierrors.IsConflict(err):
 			continue
@@ -160,7 +159,7 @@ func (h *Handler) apiUndeploy(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	if b.Status != build.StatusUndeploying {
+	if b.Status != model.StatusUndeploying {
 		if err := h.opts.Ops.Undeploy(ctx, name); err != nil {
 			fail(w, r, fmt.Errorf("failed to undeploy build %s: %w", name, err))
 			return
@@ -197,7 +196,7 @@ func (h *Handler) apiUndeployBuilds(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	var errs []error
 	for _, b := range bs {
-		if b.Status == build.StatusUndeploying {
+		if b.Status == model.StatusUndeploying {
 			continue
 		}
 		err := h.opts.Ops.Undeploy(ctx, b.Name)

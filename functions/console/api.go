@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // githubURL is the root of the links to GitHub.
@@ -35,7 +35,7 @@ func escapePath(p string) string {
 }
 
 // linksOf returns the links of a build, as the Python runboat makes them.
-func (h *Handler) linksOf(b build.Build) links {
+func (h *Handler) linksOf(b model.Build) links {
 	slug := b.Ref.Slug()
 	repo := githubURL + escapePath(b.Ref.Repo)
 	name := url.PathEscape(b.Name)
@@ -77,7 +77,7 @@ type buildJSON struct {
 	RepoPRLink           *string        `json:"repo_pr_link"`
 	RepoCommitLink       string         `json:"repo_commit_link"`
 	WebUILink            string         `json:"webui_link"`
-	Status               build.Status   `json:"status"`
+	Status               model.Status   `json:"status"`
 	Created              time.Time      `json:"created"`
 	LastScaled           time.Time      `json:"last_scaled"`
 

@@ -14,7 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // These tests run the console on the local control plane: real Deployments,
@@ -23,9 +23,9 @@ import (
 func TestAPIStatusAndRepos(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.createBuild(t, spec{repo: "acme/app", branch: "main", init: build.InitTodo})
-	f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: build.InitStarted})
-	f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 3, init: build.InitFailed, reason: "Error (exit code 1)"})
+	f.createBuild(t, spec{repo: "acme/app", branch: "main", init: model.InitTodo})
+	f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: model.InitStarted})
+	f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 3, init: model.InitFailed, reason: "Error (exit code 1)"})
 	f.createBuild(t, spec{repo: "other/lib", branch: "main"})
 	gone := f.createBuild(t, spec{repo: "gone/repo", branch: "main"})
 	f.markUndeploying(t, gone.Name())
@@ -61,7 +61,7 @@ func TestAPIBuildsFiltersAndOrder(t *testing.T) {
 	// main must be created in a later second.
 	time.Sleep(1100 * time.Millisecond)
 	mainNew := f.createBuild(t, spec{repo: "acme/app", branch: "main", commit: sha("new")})
-	v16 := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: build.InitFailed})
+	v16 := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: model.InitFailed})
 	pr5 := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 5})
 	pr12 := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", pr: 12})
 	lib := f.createBuild(t, spec{repo: "other/lib", branch: "main"})
@@ -78,22 +78,22 @@ func TestAPIBuildsFiltersAndOrder(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		query string
-		want  []build.Ref
+		want  []model.Ref
 	}{
 		// Repository descending; branch builds first, then pull requests
 		// by descending number; target branch descending; newest first.
-		{"", []build.Ref{lib, mainNew, mainOld, v16, pr12, pr5}},
-		{"?repo=ACME/App", []build.Ref{mainNew, mainOld, v16, pr12, pr5}},
-		{"?target_branch=main", []build.Ref{lib, mainNew, mainOld, pr5}},
-		{"?branch=main", []build.Ref{lib, mainNew, mainOld}},
-		{"?repo=acme/app&branch=main", []build.Ref{mainNew, mainOld}},
-		{"?pr=12", []build.Ref{pr12}},
-		{"?repo=acme/app&target_branch=16.0", []build.Ref{v16, pr12}},
-		{"?status=failed", []build.Ref{v16}},
-		{"?repo=acme/app&status=stopped&target_branch=main", []build.Ref{mainNew, mainOld, pr5}},
+		{"", []model.Ref{lib, mainNew, mainOld, v16, pr12, pr5}},
+		{"?repo=ACME/App", []model.Ref{mainNew, mainOld, v16, pr12, pr5}},
+		{"?target_branch=main", []model.Ref{lib, mainNew, mainOld, pr5}},
+		{"?branch=main", []model.Ref{lib, mainNew, mainOld}},
+		{"?repo=acme/app&branch=main", []model.Ref{mainNew, mainOld}},
+		{"?pr=12", []model.Ref{pr12}},
+		{"?repo=acme/app&target_branch=16.0", []model.Ref{v16, pr12}},
+		{"?status=failed", []model.Ref{v16}},
+		{"?repo=acme/app&status=stopped&target_branch=main", []model.Ref{mainNew, mainOld, pr5}},
 		{"?repo=nobody/here", nil},
-		{"?repo=&branch=", []build.Ref{lib, mainNew, mainOld, v16, pr12, pr5}}, // empty is no filter
-		{"?unknown=1", []build.Ref{lib, mainNew, mainOld, v16, pr12, pr5}},
+		{"?repo=&branch=", []model.Ref{lib, mainNew, mainOld, v16, pr12, pr5}}, // empty is no filter
+		{"?unknown=1", []model.Ref{lib, mainNew, mainOld, v16, pr12, pr5}},
 	} {
 		want := make([]string, len(tc.want))
 		for i, r := range tc.want {
@@ -193,10 +193,10 @@ func TestAPILogs(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	failed := f.createBuild(t, spec{
-		repo: "acme/app", branch: "main", init: build.InitFailed, reason: "Error (exit code 3)",
+		repo: "acme/app", branch: "main", init: model.InitFailed, reason: "Error (exit code 3)",
 		initLog: "cloning\n\x1b[31mERROR\x1b[0m: module x not found\n",
 	})
-	bare := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: build.InitFailed})
+	bare := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: model.InitFailed})
 	stopped := f.createBuild(t, spec{repo: "acme/app", branch: "17.0"})
 
 	res := f.do(t, http.MethodGet, "/api/v1/builds/"+failed.Name()+"/init-log", "").want(t, http.StatusOK, "init log")
@@ -206,7 +206,7 @@ func TestAPILogs(t *testing.T) {
 	if ct := res.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 		t.Errorf("init log Content-Type = %q", ct)
 	}
-	if b := f.getBuild(t, failed.Name()); b.InitReason != "Error (exit code 3)" || b.Status != build.StatusFailed {
+	if b := f.getBuild(t, failed.Name()); b.InitReason != "Error (exit code 3)" || b.Status != model.StatusFailed {
 		t.Errorf("failed build: status %s, reason %q", b.Status, b.InitReason)
 	}
 
@@ -231,25 +231,25 @@ func TestAPIStartStop(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ref := f.createBuild(t, spec{repo: "acme/app", branch: "main"})
-	failed := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: build.InitFailed})
+	failed := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: model.InitFailed})
 	name := ref.Name()
 
 	res := f.do(t, http.MethodPost, "/api/v1/builds/"+name+"/start", "").want(t, http.StatusOK, "start")
 	if strings.TrimSpace(res.body) != "null" {
 		t.Errorf("start answered %q, want null", res.body)
 	}
-	f.waitStatus(t, name, build.StatusStarted)
+	f.waitStatus(t, name, model.StatusStarted)
 	// Starting a started build does nothing.
 	f.do(t, http.MethodPost, "/api/v1/builds/"+name+"/start", "").want(t, http.StatusOK, "start again")
 	f.do(t, http.MethodPost, "/api/v1/builds/"+name+"/stop", "").want(t, http.StatusOK, "stop")
-	f.waitStatus(t, name, build.StatusStopped)
+	f.waitStatus(t, name, model.StatusStopped)
 	// Neither does stopping a stopped build, nor starting a failed one.
 	f.do(t, http.MethodPost, "/api/v1/builds/"+name+"/stop", "").want(t, http.StatusOK, "stop again")
 	f.do(t, http.MethodPost, "/api/v1/builds/"+failed.Name()+"/start", "").want(t, http.StatusOK, "start failed build")
 	if got, want := f.ops.Calls(), []string{"start " + name, "stop " + name}; !slices.Equal(got, want) {
 		t.Errorf("operations = %v, want %v", got, want)
 	}
-	if b := f.getBuild(t, failed.Name()); b.Status != build.StatusFailed {
+	if b := f.getBuild(t, failed.Name()); b.Status != model.StatusFailed {
 		t.Errorf("failed build became %s", b.Status)
 	}
 
@@ -267,7 +267,7 @@ func TestAPIResetLimit(t *testing.T) {
 	t.Parallel()
 	const interval = 10 * time.Minute
 	f := newFixture(t, func(o *Options) { o.ResetInterval = interval })
-	ref := f.createBuild(t, spec{repo: "acme/app", branch: "main", init: build.InitFailed, reason: "Error", initLog: "boom\n"})
+	ref := f.createBuild(t, spec{repo: "acme/app", branch: "main", init: model.InitFailed, reason: "Error", initLog: "boom\n"})
 	name := ref.Name()
 	f.do(t, http.MethodGet, "/api/v1/builds/"+name+"/init-log", "").want(t, http.StatusOK, "init log before the reset")
 	reset := func() response {
@@ -276,7 +276,7 @@ func TestAPIResetLimit(t *testing.T) {
 
 	reset().want(t, http.StatusOK, "first reset")
 	b := f.getBuild(t, name)
-	if b.Status != build.StatusInitializing || b.InitReason != "" {
+	if b.Status != model.StatusInitializing || b.InitReason != "" {
 		t.Errorf("after reset: status %s, reason %q; want initializing without reason", b.Status, b.InitReason)
 	}
 	// The evidence of the failure is gone with it.
@@ -288,8 +288,8 @@ func TestAPIResetLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Annotations[AnnotationLastReset]; got != "2026-03-01T12:00:00Z" {
-		t.Errorf("annotation %s = %q", AnnotationLastReset, got)
+	if got := d.Annotations[model.AnnotationLastReset]; got != "2026-03-01T12:00:00Z" {
+		t.Errorf("annotation %s = %q", model.AnnotationLastReset, got)
 	}
 
 	res := reset()
@@ -372,7 +372,7 @@ func TestAPIAdminAuth(t *testing.T) {
 	if calls := f.ops.Calls(); len(calls) != 0 {
 		t.Fatalf("refused requests acted: %v", calls)
 	}
-	if b := f.getBuild(t, name); b.Status != build.StatusStopped {
+	if b := f.getBuild(t, name); b.Status != model.StatusStopped {
 		t.Fatalf("build is %s after refused undeploys", b.Status)
 	}
 	// Start, stop and reset are open.
@@ -385,7 +385,7 @@ func TestAPIUndeploy(t *testing.T) {
 	admin := testUser + ":" + testPasswd
 	one := f.createBuild(t, spec{repo: "acme/app", branch: "main"}).Name()
 	f.do(t, http.MethodDelete, "/api/v1/builds/"+one, admin).want(t, http.StatusOK, "undeploy")
-	if b := f.getBuild(t, one); b.Status != build.StatusUndeploying {
+	if b := f.getBuild(t, one); b.Status != model.StatusUndeploying {
 		t.Errorf("undeployed build is %s, want undeploying (its finalizer keeps it for the cleanup)", b.Status)
 	}
 	f.do(t, http.MethodDelete, "/api/v1/builds/"+one, admin).want(t, http.StatusOK, "undeploy again")
@@ -413,7 +413,7 @@ func TestAPIUndeploy(t *testing.T) {
 	if got.Undeployed != 1 {
 		t.Errorf("undeployed %d builds, want 1 (the PR; the branch build was already undeploying)", got.Undeployed)
 	}
-	for n, want := range map[string]build.Status{pr: build.StatusUndeploying, v16: build.StatusStopped, lib: build.StatusStopped} {
+	for n, want := range map[string]model.Status{pr: model.StatusUndeploying, v16: model.StatusStopped, lib: model.StatusStopped} {
 		if b := f.getBuild(t, n); b.Status != want {
 			t.Errorf("build %s is %s, want %s", n, b.Status, want)
 		}
@@ -422,7 +422,7 @@ func TestAPIUndeploy(t *testing.T) {
 	if got.Undeployed != 1 {
 		t.Errorf("undeployed %d builds of acme/app, want 1", got.Undeployed)
 	}
-	if b := f.getBuild(t, lib); b.Status != build.StatusStopped {
+	if b := f.getBuild(t, lib); b.Status != model.StatusStopped {
 		t.Errorf("build of another repository is %s", b.Status)
 	}
 }
@@ -432,16 +432,16 @@ func TestAPIUndeploy(t *testing.T) {
 func TestAPIReadsTheClusterEachTime(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	ref := f.createBuild(t, spec{repo: "acme/app", branch: "main", init: build.InitStarted})
-	if b := f.getBuild(t, ref.Name()); b.Status != build.StatusInitializing {
+	ref := f.createBuild(t, spec{repo: "acme/app", branch: "main", init: model.InitStarted})
+	if b := f.getBuild(t, ref.Name()); b.Status != model.StatusInitializing {
 		t.Fatalf("status %s", b.Status)
 	}
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"failed"}}}`, build.AnnotationInitStatus)
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"failed"}}}`, model.AnnotationInitStatus)
 	if _, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Patch(context.Background(), f.deploymentName(t, ref.Name()),
 		"application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if b := f.getBuild(t, ref.Name()); b.Status != build.StatusFailed {
+	if b := f.getBuild(t, ref.Name()); b.Status != model.StatusFailed {
 		t.Errorf("status after the change %s, want failed", b.Status)
 	}
 	var bs []buildJSON

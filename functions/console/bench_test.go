@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // benchBuilds is the size of the reference deployment: about 7,000 builds.
@@ -29,16 +29,16 @@ func fakeBuilds(n int) []runtime.Object {
 		if i%3 != 0 {
 			pr = i
 		}
-		ref := build.Ref{Repo: repo, TargetBranch: fmt.Sprintf("%d.0", 14+i%4), PR: pr, Commit: sha(fmt.Sprint(i))}
+		ref := model.Ref{Repo: repo, TargetBranch: fmt.Sprintf("%d.0", 14+i%4), PR: pr, Commit: sha(fmt.Sprint(i))}
 		out[i] = &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: ref.Name() + "-odoo", Namespace: "builds",
 				CreationTimestamp: metav1.NewTime(created.Add(time.Duration(i) * time.Minute)),
-				Labels:            map[string]string{build.LabelBuild: ref.Name()},
+				Labels:            map[string]string{model.LabelBuild: ref.Name()},
 				Annotations: map[string]string{
-					build.AnnotationRepo: ref.Repo, build.AnnotationTargetBranch: ref.TargetBranch,
-					build.AnnotationPR: ref.PRString(), build.AnnotationCommit: ref.Commit,
-					build.AnnotationInitStatus: string(build.InitSucceeded),
+					model.AnnotationRepo: ref.Repo, model.AnnotationTargetBranch: ref.TargetBranch,
+					model.AnnotationPR: ref.PRString(), model.AnnotationCommit: ref.Commit,
+					model.AnnotationInitStatus: string(model.InitSucceeded),
 				},
 			},
 			Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(i % 2))},

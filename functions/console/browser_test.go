@@ -16,7 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // The browser test drives a real headless Chromium (Debian's package) with
@@ -147,10 +147,10 @@ func TestBrowser(t *testing.T) {
 	older := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", commit: sha("older")})
 	pr := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", pr: 42})
 	failed := f.createBuild(t, spec{
-		repo: "acme/app", branch: "17.0", pr: 43, init: build.InitFailed,
+		repo: "acme/app", branch: "17.0", pr: 43, init: model.InitFailed,
 		reason: "Error (exit code 1)", initLog: "installing modules\nERROR: dependency not found\n",
 	})
-	todo := f.createBuild(t, spec{repo: "acme/app", branch: "17.0", init: build.InitTodo})
+	todo := f.createBuild(t, spec{repo: "acme/app", branch: "17.0", init: model.InitTodo})
 	live := f.startedBuild(t, spec{repo: "acme/app", branch: "17.0", pr: 44})
 
 	ctx := browser(t)
@@ -164,7 +164,7 @@ func TestBrowser(t *testing.T) {
 	names := get(t, ctx, "list the builds",
 		chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("article[data-build]")).map(e => e.dataset.build)`))
 	get(t, ctx, "mark the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
-	for _, r := range []build.Ref{main, older, pr, failed, todo, live} {
+	for _, r := range []model.Ref{main, older, pr, failed, todo, live} {
 		if !slices.Contains(names, r.Name()) {
 			t.Errorf("the repository page does not list build %s (%s): %v", r.Name(), r.Slug(), names)
 		}
@@ -185,7 +185,7 @@ func TestBrowser(t *testing.T) {
 	if text := get(t, ctx, "read the status", chromedp.Text(css(card+` .status`))); text != "started" {
 		t.Errorf("status shown %q, want started", text)
 	}
-	if b := f.getBuild(t, main.Name()); b.Status != build.StatusStarted {
+	if b := f.getBuild(t, main.Name()); b.Status != model.StatusStarted {
 		t.Errorf("the build is %s, want started", b.Status)
 	}
 
@@ -242,7 +242,7 @@ func TestBrowser(t *testing.T) {
 	if text := get(t, ctx, "read the build", chromedp.Text(chromedp.ID("build"))); text != "build "+pr.Slug() {
 		t.Errorf("the build site shows %q", text)
 	}
-	if b := f.getBuild(t, pr.Name()); b.Status != build.StatusStarted {
+	if b := f.getBuild(t, pr.Name()); b.Status != model.StatusStarted {
 		t.Errorf("the build reached by the live link is %s, want started", b.Status)
 	}
 
@@ -270,7 +270,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(css(`button[data-action$="/reset"]`)),
 		chromedp.WaitVisible(css(`[data-live]`)),
 	)
-	if b := f.getBuild(t, failed.Name()); b.Status != build.StatusInitializing {
+	if b := f.getBuild(t, failed.Name()); b.Status != model.StatusInitializing {
 		t.Errorf("the reset build is %s, want initializing", b.Status)
 	}
 	if calls := f.ops.Calls(); !slices.Contains(calls, "reset "+failed.Name()) {

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // listPageSize is the page size of the lists of Deployments.
@@ -26,7 +26,7 @@ var errNoBuild = fmt.Errorf("no such build: %w", ErrNotFound)
 
 // buildInfo is a build as the console shows it.
 type buildInfo struct {
-	build.Build
+	model.Build
 	// Reason says why the initialization failed, when the cluster keeps it.
 	Reason string
 	// LastReset is when the build was last reset through the console.
@@ -35,12 +35,12 @@ type buildInfo struct {
 
 // buildOf reads a build from its Deployment.
 func buildOf(d *appsv1.Deployment) (buildInfo, error) {
-	b, err := build.FromDeployment(d)
+	b, err := model.FromDeployment(d)
 	if err != nil {
 		return buildInfo{}, err
 	}
 	info := buildInfo{Build: b, Reason: failureReason(d)}
-	if t, err := time.Parse(time.RFC3339, d.Annotations[AnnotationLastReset]); err == nil {
+	if t, err := model.ParseTime(d.Annotations[model.AnnotationLastReset]); err == nil {
 		info.LastReset = t
 	}
 	return info, nil
@@ -49,7 +49,7 @@ func buildOf(d *appsv1.Deployment) (buildInfo, error) {
 // listDeployments lists the Deployments of every build, page by page.
 func (h *Handler) listDeployments(ctx context.Context) ([]appsv1.Deployment, error) {
 	var out []appsv1.Deployment
-	opts := metav1.ListOptions{LabelSelector: build.LabelBuild, Limit: listPageSize}
+	opts := metav1.ListOptions{LabelSelector: model.LabelBuild, Limit: listPageSize}
 	for {
 		page, err := h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List(ctx, opts)
 		if err != nil {
@@ -78,7 +78,7 @@ func (h *Handler) listBuildsOf(ctx context.Context, repo string) ([]buildInfo, e
 	}
 	out := make([]buildInfo, 0, len(deps))
 	for i := range deps {
-		if repo != "" && !strings.EqualFold(deps[i].Annotations[build.AnnotationRepo], repo) {
+		if repo != "" && !strings.EqualFold(deps[i].Annotations[model.AnnotationRepo], repo) {
 			continue // not read in full: most builds are of other repositories
 		}
 		b, err := buildOf(&deps[i])
@@ -95,7 +95,7 @@ func (h *Handler) listBuildsOf(ctx context.Context, repo string) ([]buildInfo, e
 // runboat/build label (the Deployments of the Python runboat's builds are
 // not named after the build). errNoBuild when there is none.
 func (h *Handler) getDeployment(ctx context.Context, name string) (*appsv1.Deployment, error) {
-	sel, err := labels.ValidatedSelectorFromSet(labels.Set{build.LabelBuild: name})
+	sel, err := labels.ValidatedSelectorFromSet(labels.Set{model.LabelBuild: name})
 	if err != nil {
 		return nil, errNoBuild // not a label value: no build can have this name
 	}
@@ -144,7 +144,7 @@ func (h *Handler) getBuild(ctx context.Context, name string) (buildInfo, error) 
 type filter struct {
 	repo, targetBranch, branch string
 	pr                         int
-	status                     build.Status
+	status                     model.Status
 }
 
 // zeroSHA stands for the commit when only a repository or branch is
@@ -161,9 +161,9 @@ func badRequest(format string, args ...any) error {
 }
 
 // statuses are the valid build statuses, for the status filter.
-var statuses = []build.Status{
-	build.StatusUndeploying, build.StatusInitializing, build.StatusFailed,
-	build.StatusStopped, build.StatusStopping, build.StatusStarting, build.StatusStarted,
+var statuses = []model.Status{
+	model.StatusUndeploying, model.StatusInitializing, model.StatusFailed,
+	model.StatusStopped, model.StatusStopping, model.StatusStarting, model.StatusStarted,
 }
 
 // parseFilter reads a filter from query parameters; an empty parameter is
@@ -172,7 +172,7 @@ func parseFilter(q url.Values, withStatus bool) (filter, error) {
 	var f filter
 	var errs []error
 	if repo := q.Get("repo"); repo != "" {
-		r, err := build.NewRef(repo, "x", 0, zeroSHA)
+		r, err := model.NewRef(repo, "x", 0, zeroSHA)
 		if err != nil {
 			errs = append(errs, badRequest("invalid repo %q: want owner/name", repo))
 		}
@@ -186,7 +186,7 @@ func parseFilter(q url.Values, withStatus bool) (filter, error) {
 		if v == "" {
 			continue
 		}
-		if _, err := build.NewRef("a/b", v, 0, zeroSHA); err != nil {
+		if _, err := model.NewRef("a/b", v, 0, zeroSHA); err != nil {
 			errs = append(errs, badRequest("invalid %s: want a branch name of at most 1024 bytes of UTF-8", p.key))
 		}
 		*p.dst = v
@@ -202,14 +202,14 @@ func parseFilter(q url.Values, withStatus bool) (filter, error) {
 		switch {
 		case !withStatus:
 			errs = append(errs, badRequest("status is not a filter of this endpoint"))
-		case !slices.Contains(statuses, build.Status(s)):
+		case !slices.Contains(statuses, model.Status(s)):
 			names := make([]string, len(statuses))
 			for i, st := range statuses {
 				names[i] = string(st)
 			}
 			errs = append(errs, badRequest("invalid status %q: want one of %s", s, strings.Join(names, ", ")))
 		}
-		f.status = build.Status(s)
+		f.status = model.Status(s)
 	}
 	if len(errs) > 0 {
 		reasons := make([]string, len(errs))
@@ -225,7 +225,7 @@ func parseFilter(q url.Values, withStatus bool) (filter, error) {
 func (f filter) empty() bool { return f == filter{} }
 
 // match tells whether a build passes the filter.
-func (f filter) match(b build.Build) bool {
+func (f filter) match(b model.Build) bool {
 	switch {
 	case f.repo != "" && b.Ref.Repo != f.repo,
 		f.targetBranch != "" && b.Ref.TargetBranch != f.targetBranch,
@@ -304,23 +304,23 @@ func (h *Handler) countBuilds(deps []appsv1.Deployment) counts {
 	}
 	for i := range deps {
 		d := &deps[i]
-		switch build.StatusOf(d) {
-		case build.StatusUndeploying:
+		switch model.StatusOf(d) {
+		case model.StatusUndeploying:
 			c.Undeploying++
-		case build.StatusFailed:
+		case model.StatusFailed:
 			c.Failed++
-		case build.StatusStopped:
+		case model.StatusStopped:
 			c.Stopped++
-		case build.StatusStarted:
+		case model.StatusStarted:
 			c.Started++
 		}
 		if d.DeletionTimestamp == nil {
 			c.Deployed++
 		}
-		switch build.InitStatus(d.Annotations[build.AnnotationInitStatus]) {
-		case build.InitTodo:
+		switch model.InitStatus(d.Annotations[model.AnnotationInitStatus]) {
+		case model.InitTodo:
 			c.ToInitialize++
-		case build.InitStarted:
+		case model.InitStarted:
 			c.Initializing++
 		}
 	}
@@ -346,9 +346,9 @@ func reposOf(bs []buildInfo) []repoCount {
 		}
 		r.Builds++
 		switch b.Status {
-		case build.StatusStarted:
+		case model.StatusStarted:
 			r.Started++
-		case build.StatusFailed:
+		case model.StatusFailed:
 			r.Failed++
 		}
 	}

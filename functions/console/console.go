@@ -63,16 +63,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
 )
-
-// AnnotationLastReset is on a build's Deployment: when the build was last
-// reset through the console (RFC 3339). Added by this project; absent means
-// never.
-const AnnotationLastReset = "runboat/last-reset"
 
 // DefaultResetInterval is the shortest time between two resets of a build
 // when Options.ResetInterval is zero.
@@ -106,7 +101,7 @@ var ErrNotFound = ops.ErrNotFound
 type Deployer interface {
 	// Deploy makes sure the build of ref exists and returns its name, with
 	// created=true when this call created it.
-	Deploy(ctx context.Context, ref build.Ref) (name string, created bool, err error)
+	Deploy(ctx context.Context, ref model.Ref) (name string, created bool, err error)
 }
 
 // Options configure the console.

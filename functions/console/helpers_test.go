@@ -27,12 +27,12 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/deploy"
-	"runboat.dev/shared/e2e"
 	"runboat.dev/shared/kube"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
+	"runboat.dev/shared/testenv/e2e"
 )
 
 const (
@@ -96,7 +96,7 @@ func (nopOps) Undeploy(context.Context, string) error { return nil }
 // nopDeployer is the Deployer of the tests that do not trigger.
 type nopDeployer struct{}
 
-func (nopDeployer) Deploy(context.Context, build.Ref) (string, bool, error) {
+func (nopDeployer) Deploy(context.Context, model.Ref) (string, bool, error) {
 	return "", false, errors.New("nopDeployer deploys nothing")
 }
 
@@ -198,7 +198,7 @@ type spec struct {
 	repo, branch string
 	pr           int
 	commit       string
-	init         build.InitStatus
+	init         model.InitStatus
 	replicas     int32
 	reason       string // init failure reason
 	initLog      string // the init log evidence of a failed build
@@ -214,7 +214,7 @@ func sha(seed string) string {
 // createBuild deploys a build with the real deployer, then plays the
 // initializer: it sets the init status (succeeded by default), the failure
 // reason and its init log evidence, and the replicas.
-func (f *fixture) createBuild(t *testing.T, s spec) build.Ref {
+func (f *fixture) createBuild(t *testing.T, s spec) model.Ref {
 	t.Helper()
 	ref := s.ref(t)
 	ctx := context.Background()
@@ -222,12 +222,12 @@ func (f *fixture) createBuild(t *testing.T, s spec) build.Ref {
 	if err != nil || !created || name != ref.Name() {
 		t.Fatalf("failed to deploy build %s: %s, created %t, %v", ref.Name(), name, created, err)
 	}
-	annotations := map[string]any{build.AnnotationInitStatus: string(s.init)}
+	annotations := map[string]any{model.AnnotationInitStatus: string(s.init)}
 	if s.reason != "" {
-		annotations[build.AnnotationInitFailure] = s.reason
+		annotations[model.AnnotationInitFailure] = s.reason
 	}
 	if s.lastReset != "" {
-		annotations[AnnotationLastReset] = s.lastReset
+		annotations[model.AnnotationLastReset] = s.lastReset
 	}
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": annotations},
@@ -241,8 +241,8 @@ func (f *fixture) createBuild(t *testing.T, s spec) build.Ref {
 	}
 	if s.initLog != "" {
 		cm := &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: build.InitLogName(name), Labels: map[string]string{build.LabelBuild: name}},
-			Data:       map[string]string{build.InitLogKey: s.initLog, build.InitLogReasonKey: s.reason},
+			ObjectMeta: metav1.ObjectMeta{Name: model.InitLogName(name), Labels: map[string]string{model.LabelBuild: name}},
+			Data:       map[string]string{model.InitLogKey: s.initLog, model.InitLogReasonKey: s.reason},
 		}
 		if _, err := f.env.Client.CoreV1().ConfigMaps(f.env.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("failed to create the init log of %s: %v", name, err)
@@ -252,15 +252,15 @@ func (f *fixture) createBuild(t *testing.T, s spec) build.Ref {
 }
 
 // ref is the build of a spec, with its defaults.
-func (s *spec) ref(t *testing.T) build.Ref {
+func (s *spec) ref(t *testing.T) model.Ref {
 	t.Helper()
 	if s.commit == "" {
 		s.commit = sha(s.repo + s.branch + fmt.Sprint(s.pr))
 	}
 	if s.init == "" {
-		s.init = build.InitSucceeded
+		s.init = model.InitSucceeded
 	}
-	ref, err := build.NewRef(s.repo, s.branch, s.pr, s.commit)
+	ref, err := model.NewRef(s.repo, s.branch, s.pr, s.commit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,28 +270,28 @@ func (s *spec) ref(t *testing.T) build.Ref {
 // createRawBuild creates the Deployment of a stopped build directly, with
 // the contract's labels and annotations: quicker than a deploy, for the
 // tests that only read builds.
-func (f *fixture) createRawBuild(t *testing.T, s spec) build.Ref {
+func (f *fixture) createRawBuild(t *testing.T, s spec) model.Ref {
 	t.Helper()
 	ref := s.ref(t)
 	name := ref.Name()
-	labels := map[string]string{build.LabelBuild: name, build.LabelCommit: ref.Commit, build.LabelTarget: ref.TargetKey()}
+	labels := map[string]string{model.LabelBuild: name, model.LabelCommit: ref.Commit, model.LabelTarget: ref.TargetKey()}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: name + "-web", Labels: labels, Finalizers: []string{build.Finalizer},
+			Name: name + "-web", Labels: labels, Finalizers: []string{model.Finalizer},
 			Annotations: map[string]string{
-				build.AnnotationRepo:         ref.Repo,
-				build.AnnotationTargetBranch: ref.TargetBranch,
-				build.AnnotationPR:           ref.PRString(),
-				build.AnnotationCommit:       ref.Commit,
-				build.AnnotationInitStatus:   string(s.init),
-				build.AnnotationLastScaled:   time.Now().UTC().Format(time.RFC3339),
+				model.AnnotationRepo:         ref.Repo,
+				model.AnnotationTargetBranch: ref.TargetBranch,
+				model.AnnotationPR:           ref.PRString(),
+				model.AnnotationCommit:       ref.Commit,
+				model.AnnotationInitStatus:   string(s.init),
+				model.AnnotationLastScaled:   time.Now().UTC().Format(time.RFC3339),
 			},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](0),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{build.LabelBuild: name}},
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{model.LabelBuild: name}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{build.LabelBuild: name}},
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{model.LabelBuild: name}},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
 					Containers:                   []corev1.Container{{Name: "web", Image: "busybox"}},
@@ -308,7 +308,7 @@ func (f *fixture) createRawBuild(t *testing.T, s spec) build.Ref {
 // deploymentName is the name of the Deployment of a build.
 func (f *fixture) deploymentName(t *testing.T, name string) string {
 	t.Helper()
-	list, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: build.LabelBuild + "=" + name})
+	list, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: model.LabelBuild + "=" + name})
 	if err != nil || len(list.Items) != 1 {
 		t.Fatalf("failed to find the Deployment of build %s: %v", name, err)
 	}
@@ -389,11 +389,11 @@ func (f *fixture) getBuild(t *testing.T, name string) buildJSON {
 }
 
 // waitStatus waits until the API tells the build has a status.
-func (f *fixture) waitStatus(t *testing.T, name string, want build.Status) {
+func (f *fixture) waitStatus(t *testing.T, name string, want model.Status) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var last build.Status
+	var last model.Status
 	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		d, err := f.h.getBuild(ctx, name)
 		if err != nil {
@@ -408,10 +408,10 @@ func (f *fixture) waitStatus(t *testing.T, name string, want build.Status) {
 }
 
 // startedBuild creates a build and waits until it is started.
-func (f *fixture) startedBuild(t *testing.T, s spec) build.Ref {
+func (f *fixture) startedBuild(t *testing.T, s spec) model.Ref {
 	t.Helper()
 	s.replicas = 1
 	ref := f.createBuild(t, s)
-	f.waitStatus(t, ref.Name(), build.StatusStarted)
+	f.waitStatus(t, ref.Name(), model.StatusStarted)
 	return ref
 }

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // maxLogBytes is how much of the end of a log is shown.
@@ -30,7 +30,7 @@ const logTailLines = 2000
 // failureReason is why the initialization of a build failed, when the
 // initializer recorded it.
 func failureReason(d *appsv1.Deployment) string {
-	return d.Annotations[build.AnnotationInitFailure]
+	return d.Annotations[model.AnnotationInitFailure]
 }
 
 // ansiEscape matches the terminal escape sequences of a log (colors).
@@ -54,28 +54,28 @@ func cleanLog(s string) string {
 // init Job and its pod may be gone); otherwise, or without evidence, the
 // log of the newest init pod.
 func (h *Handler) initLog(ctx context.Context, b buildInfo) (string, error) {
-	if b.Status == build.StatusFailed {
-		cm, err := h.opts.Client.CoreV1().ConfigMaps(h.opts.Namespace).Get(ctx, build.InitLogName(b.Name), metav1.GetOptions{})
+	if b.Status == model.StatusFailed {
+		cm, err := h.opts.Client.CoreV1().ConfigMaps(h.opts.Namespace).Get(ctx, model.InitLogName(b.Name), metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
 			return "", fmt.Errorf("failed to read the init log of %s: %w", b.Name, err)
-		case cm.Labels[build.LabelBuild] == b.Name && cm.Data[build.InitLogKey] != "":
-			return cm.Data[build.InitLogKey], nil
+		case cm.Labels[model.LabelBuild] == b.Name && cm.Data[model.InitLogKey] != "":
+			return cm.Data[model.InitLogKey], nil
 		}
 	}
-	sel := labels.Set{build.LabelBuild: b.Name, build.LabelJobKind: string(build.JobInitialize)}.AsSelector()
+	sel := labels.Set{model.LabelBuild: b.Name, model.LabelJobKind: string(model.JobInitialize)}.AsSelector()
 	return h.podLog(ctx, sel)
 }
 
 // runLog returns the log of the running build: of its newest pod that is
 // not a Job's.
 func (h *Handler) runLog(ctx context.Context, b buildInfo) (string, error) {
-	notJob, err := labels.NewRequirement(build.LabelJobKind, selection.DoesNotExist, nil)
+	notJob, err := labels.NewRequirement(model.LabelJobKind, selection.DoesNotExist, nil)
 	if err != nil {
 		return "", fmt.Errorf("failed to make a selector: %w", err)
 	}
-	sel := labels.Set{build.LabelBuild: b.Name}.AsSelector().Add(*notJob)
+	sel := labels.Set{model.LabelBuild: b.Name}.AsSelector().Add(*notJob)
 	return h.podLog(ctx, sel)
 }
 

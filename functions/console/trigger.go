@@ -14,9 +14,9 @@ import (
 
 	gh "github.com/google/go-github/v58/github"
 
-	"runboat.dev/shared/build"
-	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/model"
+	"runboat.dev/shared/render"
 )
 
 // admin wraps a handler that needs the admin credentials (HTTP basic).
@@ -173,7 +173,7 @@ func checkRepo(repo string) []string {
 	if repo == "" {
 		return []string{"missing repo"}
 	}
-	if _, err := build.NewRef(repo, "x", 0, zeroSHA); err != nil {
+	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err != nil {
 		return []string{fmt.Sprintf("invalid repo %q: want owner/name", repo)}
 	}
 	return nil
@@ -181,7 +181,7 @@ func checkRepo(repo string) []string {
 
 // validBranch tells whether a branch name can make a build.
 func validBranch(branch string) bool {
-	_, err := build.NewRef("a/b", branch, 0, zeroSHA)
+	_, err := model.NewRef("a/b", branch, 0, zeroSHA)
 	return err == nil
 }
 
@@ -198,7 +198,7 @@ func (h *Handler) triggerFailed(w http.ResponseWriter, r *http.Request, err erro
 // trigger deploys the build of a commit.
 func (h *Handler) trigger(w http.ResponseWriter, r *http.Request, repo, branch string, pr int, sha string) {
 	ctx := r.Context()
-	ref, err := build.NewRef(repo, branch, pr, sha)
+	ref, err := model.NewRef(repo, branch, pr, sha)
 	if err != nil {
 		logFrom(ctx).Error().Err(err).Msg("GitHub answered an invalid commit")
 		writeError(w, http.StatusBadGateway, "GitHub answered an invalid commit or branch")
@@ -206,7 +206,7 @@ func (h *Handler) trigger(w http.ResponseWriter, r *http.Request, repo, branch s
 	}
 	name, created, err := h.opts.Deployer.Deploy(ctx, ref)
 	switch {
-	case errors.Is(err, deploy.ErrUnsupported):
+	case errors.Is(err, render.ErrUnsupported):
 		writeError(w, http.StatusBadRequest, "no build is configured for this repository and branch")
 		return
 	case err != nil:

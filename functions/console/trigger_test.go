@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 const (
@@ -67,7 +67,7 @@ func TestAPITrigger(t *testing.T) {
 	res := f.do(t, http.MethodPost, "/api/v1/builds/trigger/branch?repo=Acme/App&branch=main", admin).want(t, http.StatusCreated, "trigger branch")
 	var tr triggerJSON
 	res.json(t, &tr)
-	want := build.Ref{Repo: "acme/app", TargetBranch: "main", Commit: branchSHA}
+	want := model.Ref{Repo: "acme/app", TargetBranch: "main", Commit: branchSHA}
 	if tr.Name != want.Name() || !tr.Created {
 		t.Errorf("trigger answered %+v, want build %s created", tr, want.Name())
 	}
@@ -76,7 +76,7 @@ func TestAPITrigger(t *testing.T) {
 	}
 	b := f.getBuild(t, want.Name())
 	if b.CommitInfo.Repo != "acme/app" || b.CommitInfo.TargetBranch != "main" || b.CommitInfo.PR != nil ||
-		b.CommitInfo.GitCommit != branchSHA || b.Status != build.StatusInitializing {
+		b.CommitInfo.GitCommit != branchSHA || b.Status != model.StatusInitializing {
 		t.Errorf("triggered build %+v", b)
 	}
 	// Again: the build exists.
@@ -86,13 +86,13 @@ func TestAPITrigger(t *testing.T) {
 	}
 	// A branch with a slash.
 	f.do(t, http.MethodPost, "/api/v1/builds/trigger/branch?repo=acme/app&branch=feature/x", admin).want(t, http.StatusCreated, "trigger feature/x")
-	if b := f.getBuild(t, (build.Ref{Repo: "acme/app", TargetBranch: "feature/x", Commit: featureSHA}).Name()); b.CommitInfo.GitCommit != featureSHA {
+	if b := f.getBuild(t, (model.Ref{Repo: "acme/app", TargetBranch: "feature/x", Commit: featureSHA}).Name()); b.CommitInfo.GitCommit != featureSHA {
 		t.Errorf("feature/x build %+v", b)
 	}
 
 	// A pull request: its target branch and head come from GitHub.
 	f.do(t, http.MethodPost, "/api/v1/builds/trigger/pr?repo=acme/app&pr=7", admin).want(t, http.StatusCreated, "trigger pr").json(t, &tr)
-	wantPR := build.Ref{Repo: "acme/app", TargetBranch: "main", PR: 7, Commit: prSHA}
+	wantPR := model.Ref{Repo: "acme/app", TargetBranch: "main", PR: 7, Commit: prSHA}
 	if tr.Name != wantPR.Name() {
 		t.Errorf("trigger pr built %s, want %s", tr.Name, wantPR.Name())
 	}

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 //go:embed templates/*.html static/*
@@ -92,17 +92,17 @@ func (h *Handler) viewOf(b buildInfo) buildView {
 		CreatedText:    timeText(b.Created),
 		LastScaledText: timeText(b.LastScaled),
 		LastResetText:  timeText(b.LastReset),
-		Started:        b.Status == build.StatusStarted,
-		Failed:         b.Status == build.StatusFailed,
-		Initializing:   b.Status == build.StatusInitializing,
+		Started:        b.Status == model.StatusStarted,
+		Failed:         b.Status == model.StatusFailed,
+		Initializing:   b.Status == model.StatusInitializing,
 		CanStart:       canStart(b.Status),
 		CanStop:        canStop(b.Status),
-		CanReset:       b.Status != build.StatusUndeploying && b.Status != build.StatusInitializing,
+		CanReset:       b.Status != model.StatusUndeploying && b.Status != model.StatusInitializing,
 	}
 	switch b.InitStatus {
-	case build.InitTodo:
+	case model.InitTodo:
 		v.InitText = "Waiting for initialization."
-	case build.InitStarted:
+	case model.InitStarted:
 		v.InitText = "Initializing."
 	default:
 		v.InitText = "Initialization status unknown."
@@ -228,7 +228,7 @@ func (h *Handler) pageHome(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) pageRepo(w http.ResponseWriter, r *http.Request) {
 	repo := strings.ToLower(r.PathValue("owner") + "/" + r.PathValue("repo"))
-	if _, err := build.NewRef(repo, "x", 0, zeroSHA); err != nil {
+	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err != nil {
 		h.message(w, r, http.StatusBadRequest, "No such repository", "A repository is named owner/name.", nil)
 		return
 	}
@@ -274,19 +274,19 @@ func (h *Handler) pageBuild(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) wake(w http.ResponseWriter, r *http.Request, b buildInfo) {
 	ctx := r.Context()
 	switch b.Status {
-	case build.StatusStarted:
+	case model.StatusStarted:
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, h.linksOf(b.Build).Deploy, http.StatusFound)
 		return
-	case build.StatusUndeploying:
+	case model.StatusUndeploying:
 		v := h.viewOf(b)
 		h.message(w, r, http.StatusGone, "Build undeployed", "This build is being undeployed: it cannot be started any more.", &v)
 		return
-	case build.StatusFailed:
+	case model.StatusFailed:
 		v := h.viewOf(b)
 		h.message(w, r, http.StatusOK, "Build failed", "The initialization of this build failed, so it cannot be started.", &v)
 		return
-	case build.StatusStopped, build.StatusStopping:
+	case model.StatusStopped, model.StatusStopping:
 		if _, err := h.start(ctx, b.Name); err != nil {
 			if errIsNotFound(err) {
 				h.message(w, r, http.StatusNotFound, "No such build", "This build was undeployed meanwhile.", nil)
@@ -295,7 +295,7 @@ func (h *Handler) wake(w http.ResponseWriter, r *http.Request, b buildInfo) {
 			h.pageFailed(w, r, err)
 			return
 		}
-		b.Status = build.StatusStarting
+		b.Status = model.StatusStarting
 	}
 	v := h.viewOf(b)
 	d := h.data("Starting " + b.Ref.Slug())
@@ -330,7 +330,7 @@ func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) legacyBuilds(w http.ResponseWriter, r *http.Request) {
 	repo := strings.ToLower(r.URL.Query().Get("repo"))
 	target := "/"
-	if _, err := build.NewRef(repo, "x", 0, zeroSHA); err == nil {
+	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err == nil {
 		target = "/repos/" + escapePath(repo)
 	}
 	http.Redirect(w, r, target, http.StatusMovedPermanently)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // These tests read the pages as HTML, on the local control plane; the
@@ -34,8 +34,8 @@ func TestPages(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	main := f.createBuild(t, spec{repo: "acme/app", branch: "main"})
-	failed := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 5, init: build.InitFailed, reason: "OOMKilled (exit code 137)"})
-	todo := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: build.InitTodo})
+	failed := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 5, init: model.InitFailed, reason: "OOMKilled (exit code 137)"})
+	todo := f.createBuild(t, spec{repo: "acme/app", branch: "16.0", init: model.InitTodo})
 	hostile := f.createBuild(t, spec{repo: "acme/app", branch: `x"><script>alert(1)</script>`})
 	started := f.startedBuild(t, spec{repo: "acme/app", branch: "main", pr: 6})
 	f.createBuild(t, spec{repo: "other/lib", branch: "main"})
@@ -112,15 +112,15 @@ func TestPages(t *testing.T) {
 
 // createBuildName is the name of the build createBuild makes for a branch.
 func (f *fixture) createBuildName(repo, branch string) string {
-	return build.Ref{Repo: repo, TargetBranch: branch, Commit: sha(repo + branch + "0")}.Name()
+	return model.Ref{Repo: repo, TargetBranch: branch, Commit: sha(repo + branch + "0")}.Name()
 }
 
 func TestLiveLink(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	stopped := f.createBuild(t, spec{repo: "acme/app", branch: "main"})
-	failed := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 2, init: build.InitFailed, reason: "ErrImagePull"})
-	todo := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 3, init: build.InitTodo})
+	failed := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 2, init: model.InitFailed, reason: "ErrImagePull"})
+	todo := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 3, init: model.InitTodo})
 	gone := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 4})
 	f.markUndeploying(t, gone.Name())
 
@@ -130,7 +130,7 @@ func TestLiveLink(t *testing.T) {
 	if calls := f.ops.Calls(); !slices.Equal(calls, []string{"start " + stopped.Name()}) {
 		t.Errorf("operations %v, want the start of the build", calls)
 	}
-	f.waitStatus(t, stopped.Name(), build.StatusStarted)
+	f.waitStatus(t, stopped.Name(), model.StatusStarted)
 	res = f.do(t, http.MethodGet, "/builds/"+stopped.Name()+"?live", "")
 	if want := "http://" + stopped.Slug() + "." + testDomain; res.code != http.StatusFound || res.header.Get("Location") != want {
 		t.Errorf("live on a started build: %d to %q, want 302 to %q", res.code, res.header.Get("Location"), want)

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // These tests need no cluster.
@@ -129,9 +129,9 @@ func TestPanicIsA500(t *testing.T) {
 func TestSortBuildsAsRunboat(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	mk := func(name, repo, branch string, pr int, created time.Duration) buildInfo {
-		return buildInfo{Build: build.Build{
+		return buildInfo{Build: model.Build{
 			Name: name, Created: t0.Add(created),
-			Ref: build.Ref{Repo: repo, TargetBranch: branch, PR: pr, Commit: sha(name)},
+			Ref: model.Ref{Repo: repo, TargetBranch: branch, PR: pr, Commit: sha(name)},
 		}}
 	}
 	bs := []buildInfo{
@@ -165,13 +165,13 @@ func TestParseFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f != (filter{repo: "oca/server-env", branch: "16.0", pr: 12, status: build.StatusStarted}) {
+	if f != (filter{repo: "oca/server-env", branch: "16.0", pr: 12, status: model.StatusStarted}) {
 		t.Errorf("filter %+v", f)
 	}
 	if _, err := parseFilter(url.Values{"status": {"started"}}, false); err == nil {
 		t.Error("status accepted where it is not a filter")
 	}
-	b := build.Build{Ref: build.Ref{Repo: "oca/server-env", TargetBranch: "16.0", PR: 12}, Status: build.StatusStarted}
+	b := model.Build{Ref: model.Ref{Repo: "oca/server-env", TargetBranch: "16.0", PR: 12}, Status: model.StatusStarted}
 	if f.match(b) {
 		t.Error("branch filter matched a PR build")
 	}

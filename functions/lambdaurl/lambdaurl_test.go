@@ -19,8 +19,8 @@ import (
 
 	"runboat.dev/functions/lambdaurl"
 	"runboat.dev/functions/webhook"
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/model"
 )
 
 type ctxKey struct{}
@@ -230,7 +230,7 @@ func TestResponse(t *testing.T) {
 // nopDeployer deploys nothing and says the build is new.
 type nopDeployer struct{ deploys int }
 
-func (d *nopDeployer) Deploy(_ context.Context, ref build.Ref) (string, bool, error) {
+func (d *nopDeployer) Deploy(_ context.Context, ref model.Ref) (string, bool, error) {
 	d.deploys++
 	return ref.Name(), true, nil
 }

@@ -28,8 +28,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"runboat.dev/shared/localcluster"
-	"runboat.dev/shared/manifests"
+	"runboat.dev/shared/testenv/localcluster"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 const (

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/e2e"
+	"runboat.dev/shared/testenv/e2e"
 )
 
 // The webhook's cost for a new build, measured on the local API server next

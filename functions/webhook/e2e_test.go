@@ -16,12 +16,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/deploy"
-	"runboat.dev/shared/e2e"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/kube"
+	"runboat.dev/shared/model"
+	"runboat.dev/shared/testenv/e2e"
 )
 
 // These tests send real GitHub payloads through the handler to a real
@@ -81,7 +81,7 @@ func newE2E(t *testing.T) *e2eFixture {
 
 func (f *e2eFixture) builds(t *testing.T) []appsv1.Deployment {
 	t.Helper()
-	l, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: build.LabelBuild})
+	l, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: model.LabelBuild})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,50 +97,50 @@ func (f *e2eFixture) expectCode(t *testing.T, event string, body []byte, want in
 }
 
 // checkBuild asserts that d carries the whole contract of the build of ref.
-func checkBuild(t *testing.T, d appsv1.Deployment, ref build.Ref) {
+func checkBuild(t *testing.T, d appsv1.Deployment, ref model.Ref) {
 	t.Helper()
 	name := ref.Name()
-	if got := d.Labels[build.LabelBuild]; got != name {
-		t.Errorf("label %s = %q, want %q", build.LabelBuild, got, name)
+	if got := d.Labels[model.LabelBuild]; got != name {
+		t.Errorf("label %s = %q, want %q", model.LabelBuild, got, name)
 	}
-	if got := d.Labels[build.LabelCommit]; got != ref.Commit {
-		t.Errorf("label %s = %q, want %q", build.LabelCommit, got, ref.Commit)
+	if got := d.Labels[model.LabelCommit]; got != ref.Commit {
+		t.Errorf("label %s = %q, want %q", model.LabelCommit, got, ref.Commit)
 	}
-	if got := d.Labels[build.LabelTarget]; got != ref.TargetKey() {
-		t.Errorf("label %s = %q, want %q", build.LabelTarget, got, ref.TargetKey())
+	if got := d.Labels[model.LabelTarget]; got != ref.TargetKey() {
+		t.Errorf("label %s = %q, want %q", model.LabelTarget, got, ref.TargetKey())
 	}
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 0 {
 		t.Errorf("replicas = %v, want 0", d.Spec.Replicas)
 	}
-	if len(d.Finalizers) != 1 || d.Finalizers[0] != build.Finalizer {
-		t.Errorf("finalizers = %v, want [%s]", d.Finalizers, build.Finalizer)
+	if len(d.Finalizers) != 1 || d.Finalizers[0] != model.Finalizer {
+		t.Errorf("finalizers = %v, want [%s]", d.Finalizers, model.Finalizer)
 	}
 	want := map[string]string{
-		build.AnnotationRepo:         ref.Repo,
-		build.AnnotationTargetBranch: ref.TargetBranch,
-		build.AnnotationPR:           ref.PRString(),
-		build.AnnotationCommit:       ref.Commit,
-		build.AnnotationInitStatus:   string(build.InitTodo),
+		model.AnnotationRepo:         ref.Repo,
+		model.AnnotationTargetBranch: ref.TargetBranch,
+		model.AnnotationPR:           ref.PRString(),
+		model.AnnotationCommit:       ref.Commit,
+		model.AnnotationInitStatus:   string(model.InitTodo),
 	}
 	for k, v := range want {
 		if got, ok := d.Annotations[k]; !ok || got != v {
 			t.Errorf("annotation %s = %q (present %v), want %q", k, got, ok, v)
 		}
 	}
-	if ts, err := time.Parse(time.RFC3339, d.Annotations[build.AnnotationLastScaled]); err != nil || time.Since(ts) > 10*time.Minute {
-		t.Errorf("annotation %s = %q, want a recent RFC 3339 time", build.AnnotationLastScaled, d.Annotations[build.AnnotationLastScaled])
+	if ts, err := time.Parse(time.RFC3339, d.Annotations[model.AnnotationLastScaled]); err != nil || time.Since(ts) > 10*time.Minute {
+		t.Errorf("annotation %s = %q, want a recent RFC 3339 time", model.AnnotationLastScaled, d.Annotations[model.AnnotationLastScaled])
 	}
-	if sel := d.Spec.Selector.MatchLabels[build.LabelBuild]; sel != name {
-		t.Errorf("selector %s = %q, want %q", build.LabelBuild, sel, name)
+	if sel := d.Spec.Selector.MatchLabels[model.LabelBuild]; sel != name {
+		t.Errorf("selector %s = %q, want %q", model.LabelBuild, sel, name)
 	}
 	if got := d.Spec.Template.Spec.Containers[0].Image; got != "busybox:1.36" {
 		t.Errorf("image = %q, want the configured busybox:1.36", got)
 	}
 }
 
-func mustRef(t *testing.T, branch string, pr int, sha string) build.Ref {
+func mustRef(t *testing.T, branch string, pr int, sha string) model.Ref {
 	t.Helper()
-	r, err := build.NewRef(testRepo, branch, pr, sha)
+	r, err := model.NewRef(testRepo, branch, pr, sha)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +162,8 @@ func TestE2EPushAndPullRequestDeploy(t *testing.T) {
 		obj(obj(m, "pull_request"), "head")["sha"] = newHead
 	}), http.StatusCreated)
 
-	refs := map[string]build.Ref{}
-	for _, r := range []build.Ref{
+	refs := map[string]model.Ref{}
+	for _, r := range []model.Ref{
 		mustRef(t, "master", 0, pushSHA),
 		mustRef(t, "master", prNumber, prSHA),
 		mustRef(t, "master", prNumber, newHead),
@@ -175,13 +175,13 @@ func TestE2EPushAndPullRequestDeploy(t *testing.T) {
 		t.Fatalf("got %d builds, want %d", len(deps), len(refs))
 	}
 	for _, d := range deps {
-		ref, ok := refs[d.Labels[build.LabelBuild]]
+		ref, ok := refs[d.Labels[model.LabelBuild]]
 		if !ok {
 			t.Fatalf("unexpected build %s", d.Name)
 		}
 		checkBuild(t, d, ref)
 		// Every object of the demo build exists and carries the label.
-		sel := metav1.ListOptions{LabelSelector: build.LabelBuild + "=" + ref.Name()}
+		sel := metav1.ListOptions{LabelSelector: model.LabelBuild + "=" + ref.Name()}
 		ings, err := f.env.Client.NetworkingV1().Ingresses(f.env.Namespace).List(ctx, sel)
 		if err != nil {
 			t.Fatal(err)
@@ -220,7 +220,7 @@ func TestE2EUndeploy(t *testing.T) {
 	deleting := func() map[string]bool {
 		out := map[string]bool{}
 		for _, d := range f.builds(t) {
-			out[d.Labels[build.LabelBuild]] = d.DeletionTimestamp != nil
+			out[d.Labels[model.LabelBuild]] = d.DeletionTimestamp != nil
 		}
 		return out
 	}

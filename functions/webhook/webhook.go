@@ -31,8 +31,8 @@ import (
 	gh "github.com/google/go-github/v58/github"
 	"github.com/rs/zerolog"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/model"
 )
 
 // Path is the only route of the handler.
@@ -54,7 +54,7 @@ type Deployer interface {
 	// Deploy makes sure the build of ref exists. It returns the build name,
 	// and created=true when this call created it. Concurrent calls with the
 	// same ref must be safe: the deployer serializes them.
-	Deploy(ctx context.Context, ref build.Ref) (name string, created bool, err error)
+	Deploy(ctx context.Context, ref model.Ref) (name string, created bool, err error)
 	// UndeployBranch undeploys the builds of a branch (not of its pull
 	// requests) and returns how many.
 	UndeployBranch(ctx context.Context, repo, branch string) (int, error)
@@ -280,7 +280,7 @@ func (h *Handler) delete(ctx context.Context, e *gh.DeleteEvent) result {
 // build is new.
 func (h *Handler) deploy(ctx context.Context, repo, branch string, pr int, sha string) result {
 	res := result{repo: repo, branch: branch, pr: pr, commit: sha}
-	ref, err := build.NewRef(repo, branch, pr, sha)
+	ref, err := model.NewRef(repo, branch, pr, sha)
 	if err != nil {
 		return res.with(refused(http.StatusBadRequest, "invalid repository, branch or commit", err))
 	}
@@ -314,7 +314,7 @@ func (h *Handler) undeployBranch(ctx context.Context, repo, branch string) resul
 	res := result{repo: repo, branch: branch}
 	// A Ref with a placeholder commit validates the repository and branch
 	// exactly as deploy does.
-	if _, err := build.NewRef(repo, branch, 0, zeroSHA); err != nil {
+	if _, err := model.NewRef(repo, branch, 0, zeroSHA); err != nil {
 		return res.with(refused(http.StatusBadRequest, "invalid repository or branch", err))
 	}
 	if !h.opts.Supported(repo, branch) {
@@ -332,7 +332,7 @@ func (h *Handler) undeployBranch(ctx context.Context, repo, branch string) resul
 // undeployPR undeploys the builds of a pull request on a supported branch.
 func (h *Handler) undeployPR(ctx context.Context, repo, base string, pr int) result {
 	res := result{repo: repo, branch: base, pr: pr}
-	if _, err := build.NewRef(repo, base, pr, zeroSHA); err != nil {
+	if _, err := model.NewRef(repo, base, pr, zeroSHA); err != nil {
 		return res.with(refused(http.StatusBadRequest, "invalid repository or branch", err))
 	}
 	if !h.opts.Supported(repo, base) {

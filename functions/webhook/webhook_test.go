@@ -20,8 +20,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/model"
 )
 
 var testSecret = []byte("test-webhook-secret")
@@ -37,7 +37,7 @@ const (
 // call is one call to the fake deployer.
 type call struct {
 	Method string
-	Ref    build.Ref // Deploy
+	Ref    model.Ref // Deploy
 	Repo   string    // Undeploy*
 	Branch string    // UndeployBranch
 	PR     int       // UndeployPR
@@ -57,7 +57,7 @@ func (d *fakeDeployer) record(c call) {
 	d.calls = append(d.calls, c)
 }
 
-func (d *fakeDeployer) Deploy(_ context.Context, ref build.Ref) (string, bool, error) {
+func (d *fakeDeployer) Deploy(_ context.Context, ref model.Ref) (string, bool, error) {
 	d.record(call{Method: "Deploy", Ref: ref})
 	if d.err != nil {
 		return "", false, d.err
@@ -383,7 +383,7 @@ func TestPing(t *testing.T) {
 }
 
 func deployCall(branch string, pr int, sha string) call {
-	return call{Method: "Deploy", Ref: build.Ref{Repo: testRepo, TargetBranch: branch, PR: pr, Commit: sha}}
+	return call{Method: "Deploy", Ref: model.Ref{Repo: testRepo, TargetBranch: branch, PR: pr, Commit: sha}}
 }
 
 func TestEvents(t *testing.T) {

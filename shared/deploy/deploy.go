@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
@@ -21,16 +19,12 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/utils/clock"
 
-	"runboat.dev/kubefiles"
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/kube"
-	kf "runboat.dev/shared/kubefiles"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/model"
+	"runboat.dev/shared/render"
 )
-
-// ErrUnsupported is returned when no repository rule matches a build.
-var ErrUnsupported = errors.New("repository and branch not supported")
 
 var deploymentsResource = appsv1.SchemeGroupVersion.WithResource("deployments")
 
@@ -47,36 +41,6 @@ func New(cfg config.Builds, applier *kube.Applier, meta metadata.Interface, clk 
 	return &Deployer{cfg: cfg, applier: applier, metadata: meta, clock: clk}
 }
 
-// Kubefiles returns the kubefiles of a build: the folder its settings name,
-// or the embedded default.
-func Kubefiles(cfg config.Builds, bs config.BuildSettings) (fs.FS, error) {
-	path := cfg.KubefilesPath(bs)
-	if path == "" {
-		return kubefiles.Get(kubefiles.Default)
-	}
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("failed to open the kubefiles folder: %w", err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("kubefiles path %q is not a folder", path)
-	}
-	return os.DirFS(path), nil
-}
-
-// Vars returns the render variables of a build.
-func Vars(cfg config.Builds, bs config.BuildSettings, ref build.Ref) kf.Vars {
-	eff := cfg.Effective(bs)
-	v := kf.NewVars(ref)
-	v.Namespace = cfg.Namespace
-	v.Domain = cfg.Domain
-	v.Image = eff.Image
-	v.Env = eff.Env
-	v.SecretEnv = eff.SecretEnv.Values()
-	v.TemplateVars = eff.TemplateVars
-	return v
-}
-
 // Deploy makes sure the build of ref exists: it renders the deployment mode
 // of the build's kubefiles, checks every object with a server-side dry run,
 // applies all but the Deployment, then creates the Deployment. The create is
@@ -84,10 +48,10 @@ func Vars(cfg config.Builds, bs config.BuildSettings, ref build.Ref) kf.Vars {
 // build (created is true) and the others find it. A commit that already has
 // a build, made by this program or adopted from the Python runboat, is left
 // alone.
-func (d *Deployer) Deploy(ctx context.Context, ref build.Ref) (name string, created bool, err error) {
+func (d *Deployer) Deploy(ctx context.Context, ref model.Ref) (name string, created bool, err error) {
 	bs, ok := d.cfg.Match(ref.Repo, ref.TargetBranch)
 	if !ok {
-		return "", false, fmt.Errorf("failed to deploy %s: %w", ref.Repo, ErrUnsupported)
+		return "", false, fmt.Errorf("failed to deploy %s: %w", ref.Repo, render.ErrUnsupported)
 	}
 	if existing, err := d.find(ctx, ref); err != nil {
 		return "", false, err
@@ -95,13 +59,13 @@ func (d *Deployer) Deploy(ctx context.Context, ref build.Ref) (name string, crea
 		logging.From(ctx).Info().Str("build", existing).Msg("commit already has a build")
 		return existing, false, nil
 	}
-	fsys, err := Kubefiles(d.cfg, bs)
+	fsys, err := render.Kubefiles(d.cfg, bs)
 	if err != nil {
 		return "", false, err
 	}
-	vars := Vars(d.cfg, bs, ref)
+	vars := render.VarsFor(d.cfg, bs, ref)
 	vars.LastScaled = d.clock.Now()
-	objs, err := kf.Render(fsys, kf.ModeDeployment, vars)
+	objs, err := render.Render(fsys, render.ModeDeployment, vars)
 	if err != nil {
 		return "", false, err
 	}
@@ -119,7 +83,7 @@ func (d *Deployer) Deploy(ctx context.Context, ref build.Ref) (name string, crea
 	if err != nil {
 		return "", false, err
 	}
-	_, err = res.Create(ctx, dep, metav1.CreateOptions{FieldManager: kube.FieldManager})
+	_, err = res.Create(ctx, dep, metav1.CreateOptions{FieldManager: model.FieldManager})
 	switch {
 	case apierrors.IsAlreadyExists(err):
 		return vars.Name, false, nil
@@ -150,14 +114,14 @@ func splitDeployment(objs []*unstructured.Unstructured) (*unstructured.Unstructu
 }
 
 // find returns the name of a build of ref, or "" if it has none.
-func (d *Deployer) find(ctx context.Context, ref build.Ref) (string, error) {
-	sel := labels.Set{build.LabelCommit: ref.Commit, build.LabelTarget: ref.TargetKey()}.AsSelector()
+func (d *Deployer) find(ctx context.Context, ref model.Ref) (string, error) {
+	sel := labels.Set{model.LabelCommit: ref.Commit, model.LabelTarget: ref.TargetKey()}.AsSelector()
 	found, err := d.list(ctx, sel.String(), func(m *metav1.PartialObjectMetadata) bool { return true })
 	if err != nil || len(found) > 0 {
 		return firstBuild(found), err
 	}
 	found, err = d.listUnadopted(ctx, func(a map[string]string) bool {
-		return sameTarget(a, ref.Repo, ref.TargetBranch, ref.PR) && strings.EqualFold(a[build.AnnotationCommit], ref.Commit)
+		return sameTarget(a, ref.Repo, ref.TargetBranch, ref.PR) && strings.EqualFold(a[model.AnnotationCommit], ref.Commit)
 	})
 	return firstBuild(found), err
 }
@@ -166,31 +130,31 @@ func firstBuild(found []metav1.PartialObjectMetadata) string {
 	if len(found) == 0 {
 		return ""
 	}
-	return found[0].Labels[build.LabelBuild]
+	return found[0].Labels[model.LabelBuild]
 }
 
 // sameTarget tells whether build annotations are those of the builds of a
 // branch (pr 0) or of a pull request.
 func sameTarget(a map[string]string, repo, branch string, pr int) bool {
-	if !strings.EqualFold(a[build.AnnotationRepo], repo) {
+	if !strings.EqualFold(a[model.AnnotationRepo], repo) {
 		return false
 	}
 	if pr != 0 {
-		return a[build.AnnotationPR] == strconv.Itoa(pr)
+		return a[model.AnnotationPR] == strconv.Itoa(pr)
 	}
-	return a[build.AnnotationPR] == "" && a[build.AnnotationTargetBranch] == branch
+	return a[model.AnnotationPR] == "" && a[model.AnnotationTargetBranch] == branch
 }
 
 // UndeployBranch undeploys the branch builds of a branch.
 func (d *Deployer) UndeployBranch(ctx context.Context, repo, branch string) (int, error) {
-	return d.undeploy(ctx, build.BranchKey(repo, branch), func(a map[string]string) bool {
+	return d.undeploy(ctx, model.BranchKey(repo, branch), func(a map[string]string) bool {
 		return sameTarget(a, repo, branch, 0)
 	})
 }
 
 // UndeployPR undeploys every build of a pull request.
 func (d *Deployer) UndeployPR(ctx context.Context, repo string, pr int) (int, error) {
-	return d.undeploy(ctx, build.PRKey(repo, pr), func(a map[string]string) bool {
+	return d.undeploy(ctx, model.PRKey(repo, pr), func(a map[string]string) bool {
 		return sameTarget(a, repo, "", pr)
 	})
 }
@@ -198,7 +162,7 @@ func (d *Deployer) UndeployPR(ctx context.Context, repo string, pr int) (int, er
 // undeploy deletes the Deployments of the builds of a target: the finalizer
 // keeps each until the undeployer has run its cleanup.
 func (d *Deployer) undeploy(ctx context.Context, key string, unadopted func(map[string]string) bool) (int, error) {
-	found, err := d.list(ctx, labels.Set{build.LabelTarget: key}.String(), func(*metav1.PartialObjectMetadata) bool { return true })
+	found, err := d.list(ctx, labels.Set{model.LabelTarget: key}.String(), func(*metav1.PartialObjectMetadata) bool { return true })
 	if err != nil {
 		return 0, err
 	}
@@ -220,7 +184,7 @@ func (d *Deployer) undeploy(ctx context.Context, key string, unadopted func(map[
 		if err != nil {
 			return n, fmt.Errorf("failed to undeploy %s: %w", m.Name, err)
 		}
-		logging.From(ctx).Info().Str("build", m.Labels[build.LabelBuild]).Str("deployment", m.Name).Msg("undeploying build")
+		logging.From(ctx).Info().Str("build", m.Labels[model.LabelBuild]).Str("deployment", m.Name).Msg("undeploying build")
 		n++
 	}
 	return n, nil
@@ -234,7 +198,7 @@ func (d *Deployer) listUnadopted(ctx context.Context, keep func(map[string]strin
 	for _, r := range []struct {
 		key string
 		op  selection.Operator
-	}{{build.LabelBuild, selection.Exists}, {build.LabelTarget, selection.DoesNotExist}} {
+	}{{model.LabelBuild, selection.Exists}, {model.LabelTarget, selection.DoesNotExist}} {
 		req, err := labels.NewRequirement(r.key, r.op, nil)
 		if err != nil {
 			return nil, fmt.Errorf("failed to build a selector: %w", err)

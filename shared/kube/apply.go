@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"runboat.dev/shared/model"
+
 	"context"
 	"errors"
 	"fmt"
@@ -14,9 +16,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 )
-
-// FieldManager is the server-side apply field manager of every write.
-const FieldManager = "runboat"
 
 // Applier applies rendered objects with server-side apply.
 type Applier struct {
@@ -88,7 +87,7 @@ func isWorkload(o *unstructured.Unstructured) bool {
 }
 
 func (a *Applier) apply(ctx context.Context, objs []*unstructured.Unstructured, dryRun bool) error {
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	opts := metav1.ApplyOptions{FieldManager: model.FieldManager, Force: true}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // New returns a logger writing JSON lines to w, with a timestamp, at the
@@ -63,7 +63,7 @@ func From(ctx context.Context) *zerolog.Logger {
 // WithBuild returns a copy of ctx whose logger adds the fields of a build:
 // build (its name), repo, target_branch, pr (only for a pull request) and
 // commit.
-func WithBuild(ctx context.Context, ref build.Ref, name string) context.Context {
+func WithBuild(ctx context.Context, ref model.Ref, name string) context.Context {
 	c := From(ctx).With().
 		Str("build", name).
 		Str("repo", ref.Repo).

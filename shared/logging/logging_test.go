@@ -9,7 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // lines decodes the JSON lines written to buf.
@@ -111,17 +111,17 @@ func TestWithBuild(t *testing.T) {
 	const sha = "0123456789abcdef0123456789abcdef01234567"
 	for _, tc := range []struct {
 		name string
-		ref  build.Ref
+		ref  model.Ref
 		want map[string]any
 	}{
 		{
 			name: "pull request",
-			ref:  build.Ref{Repo: "oca/mis-builder", TargetBranch: "16.0", PR: 12, Commit: sha},
+			ref:  model.Ref{Repo: "oca/mis-builder", TargetBranch: "16.0", PR: 12, Commit: sha},
 			want: map[string]any{"build": "bx", "repo": "oca/mis-builder", "target_branch": "16.0", "pr": float64(12), "commit": sha},
 		},
 		{
 			name: "branch",
-			ref:  build.Ref{Repo: "oca/x", TargetBranch: "main", Commit: sha},
+			ref:  model.Ref{Repo: "oca/x", TargetBranch: "main", Commit: sha},
 			want: map[string]any{"build": "bx", "repo": "oca/x", "target_branch": "main", "commit": sha},
 		},
 	} {
@@ -150,7 +150,7 @@ func TestWithBuild(t *testing.T) {
 }
 
 func TestWithBuildWithoutLogger(t *testing.T) {
-	ctx := WithBuild(context.Background(), build.Ref{Repo: "oca/x"}, "bx")
+	ctx := WithBuild(context.Background(), model.Ref{Repo: "oca/x"}, "bx")
 	if From(ctx).Info().Enabled() {
 		t.Error("WithBuild without a logger enabled logging")
 	}

@@ -10,23 +10,23 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"runboat.dev/shared/build"
-	kf "runboat.dev/shared/kubefiles"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/model"
+	"runboat.dev/shared/render"
 )
 
 // read reads the build of d and returns a context whose logger says which
 // build it is.
-func read(ctx context.Context, d *appsv1.Deployment) (context.Context, build.Build, error) {
-	b, err := build.FromDeployment(d)
+func read(ctx context.Context, d *appsv1.Deployment) (context.Context, model.Build, error) {
+	b, err := model.FromDeployment(d)
 	if err != nil {
-		return ctx, build.Build{}, err
+		return ctx, model.Build{}, err
 	}
 	return logging.WithBuild(ctx, b.Ref, b.Name), b, nil
 }
 
 // skip logs that an operation does nothing for the build's status.
-func skip(ctx context.Context, op string, b build.Build) (bool, error) {
+func skip(ctx context.Context, op string, b model.Build) (bool, error) {
 	logging.From(ctx).Info().Str("status", string(b.Status)).Msgf("not %s the build: it is %s", op, b.Status)
 	return false, nil
 }
@@ -40,10 +40,10 @@ func (o *Ops) Start(ctx context.Context, d *appsv1.Deployment, why string) (bool
 	if err != nil {
 		return false, err
 	}
-	if b.Status != build.StatusStopped && b.Status != build.StatusStopping {
+	if b.Status != model.StatusStopped && b.Status != model.StatusStopping {
 		return skip(ctx, "starting", b)
 	}
-	if _, err := o.ApplyMode(ctx, b, kf.ModeStart); err != nil {
+	if _, err := o.ApplyMode(ctx, b, render.ModeStart); err != nil {
 		return false, err
 	}
 	nd, err := o.Patch(ctx, NewPatch(d).Scale(1, o.clock.Now()))
@@ -65,7 +65,7 @@ func (o *Ops) Stop(ctx context.Context, d *appsv1.Deployment, why string) (bool,
 	if err != nil {
 		return false, err
 	}
-	if b.Status != build.StatusStarted && b.Status != build.StatusStarting {
+	if b.Status != model.StatusStarted && b.Status != model.StatusStarting {
 		return skip(ctx, "stopping", b)
 	}
 	nd, err := o.Patch(ctx, NewPatch(d).Scale(0, o.clock.Now()))
@@ -74,7 +74,7 @@ func (o *Ops) Stop(ctx context.Context, d *appsv1.Deployment, why string) (bool,
 	}
 	logging.From(ctx).Info().Str("why", why).Msg("build stopped")
 	o.events.Event(ctx, nd, Normal, "Stopped", "Stop", "Scaled to 0: "+why)
-	if _, err := o.ApplyMode(ctx, b, kf.ModeStop); err != nil {
+	if _, err := o.ApplyMode(ctx, b, render.ModeStop); err != nil {
 		return true, err
 	}
 	return true, nil
@@ -90,10 +90,10 @@ func (o *Ops) Reset(ctx context.Context, d *appsv1.Deployment, why string) (bool
 	if err != nil {
 		return false, err
 	}
-	if b.Status == build.StatusUndeploying {
+	if b.Status == model.StatusUndeploying {
 		return skip(ctx, "resetting", b)
 	}
-	objs, _, err := o.Render(b, kf.ModeDeployment, o.clock.Now())
+	objs, _, err := o.Render(b, render.ModeDeployment, o.clock.Now())
 	if err != nil {
 		return false, err
 	}
@@ -109,12 +109,12 @@ func (o *Ops) Reset(ctx context.Context, d *appsv1.Deployment, why string) (bool
 	if dep == nil || dep.GetName() != d.Name {
 		return false, fmt.Errorf("failed to reset build %s: its kubefiles no longer render its Deployment %s", b.Name, d.Name)
 	}
-	if err := o.KillJobs(ctx, b.Name, build.JobInitialize, build.JobCleanup); err != nil {
+	if err := o.KillJobs(ctx, b.Name, model.JobInitialize, model.JobCleanup); err != nil {
 		return false, err
 	}
 	// The init log goes before the build is to initialize again: the
 	// initializer keeps the log of a failure it finds recorded.
-	if err := o.client.CoreV1().ConfigMaps(o.builds.Namespace).Delete(ctx, build.InitLogName(b.Name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if err := o.client.CoreV1().ConfigMaps(o.builds.Namespace).Delete(ctx, model.InitLogName(b.Name), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return false, fmt.Errorf("failed to delete the init log of build %s: %w", b.Name, err)
 	}
 	if err := o.applier.Apply(ctx, rest); err != nil {
@@ -130,7 +130,7 @@ func (o *Ops) Reset(ctx context.Context, d *appsv1.Deployment, why string) (bool
 	if err != nil {
 		return true, writeError("read build "+b.Name, err)
 	}
-	if nd, err = o.Patch(ctx, NewPatch(nd).RemoveAnnotation(build.AnnotationInitFailure)); err != nil {
+	if nd, err = o.Patch(ctx, NewPatch(nd).RemoveAnnotation(model.AnnotationInitFailure)); err != nil {
 		return true, fmt.Errorf("failed to forget the init failure of build %s: %w", b.Name, err)
 	}
 	logging.From(ctx).Info().Str("why", why).Msg("build reset")
@@ -147,7 +147,7 @@ func (o *Ops) Undeploy(ctx context.Context, d *appsv1.Deployment, why string) (b
 	if err != nil {
 		return false, err
 	}
-	if b.Status == build.StatusUndeploying {
+	if b.Status == model.StatusUndeploying {
 		return skip(ctx, "undeploying", b)
 	}
 	uid, rv := d.UID, d.ResourceVersion
@@ -171,20 +171,20 @@ func (o *Ops) Undeploy(ctx context.Context, d *appsv1.Deployment, why string) (b
 // valid label value (a 64-character sha) is left out.
 func AdoptPatch(d *appsv1.Deployment) (*Patch, error) {
 	p := NewPatch(d)
-	_, hasCommit := d.Labels[build.LabelCommit]
-	_, hasTarget := d.Labels[build.LabelTarget]
+	_, hasCommit := d.Labels[model.LabelCommit]
+	_, hasTarget := d.Labels[model.LabelTarget]
 	if hasCommit && hasTarget {
 		return p, nil
 	}
-	b, err := build.FromDeployment(d)
+	b, err := model.FromDeployment(d)
 	if err != nil {
 		return nil, err
 	}
 	if !hasCommit && len(validation.IsValidLabelValue(b.Ref.Commit)) == 0 {
-		p.SetLabel(build.LabelCommit, b.Ref.Commit)
+		p.SetLabel(model.LabelCommit, b.Ref.Commit)
 	}
 	if !hasTarget {
-		p.SetLabel(build.LabelTarget, b.Ref.TargetKey())
+		p.SetLabel(model.LabelTarget, b.Ref.TargetKey())
 	}
 	return p, nil
 }
@@ -201,9 +201,9 @@ func (o *Ops) Adopt(ctx context.Context, d *appsv1.Deployment) (*appsv1.Deployme
 	}
 	nd, err := o.Patch(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("failed to adopt build %s: %w", d.Labels[build.LabelBuild], err)
+		return nil, fmt.Errorf("failed to adopt build %s: %w", d.Labels[model.LabelBuild], err)
 	}
-	logging.From(ctx).Info().Str("build", d.Labels[build.LabelBuild]).Msg("build adopted: labels added")
+	logging.From(ctx).Info().Str("build", d.Labels[model.LabelBuild]).Msg("build adopted: labels added")
 	o.events.Event(ctx, nd, Normal, "Adopted", "Adopt", "Labels runboat/commit and runboat/target added")
 	return nd, nil
 }

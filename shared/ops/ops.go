@@ -28,9 +28,9 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/clock"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/kube"
+	"runboat.dev/shared/model"
 )
 
 // ErrConflict is wrapped by the errors of writes refused because the object
@@ -126,7 +126,7 @@ func (o *Ops) Applier() *kube.Applier { return o.applier }
 // name, and its Deployment another one).
 func (o *Ops) Get(ctx context.Context, name string) (*appsv1.Deployment, error) {
 	list, err := o.client.AppsV1().Deployments(o.builds.Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{build.LabelBuild: name}.String(),
+		LabelSelector: labels.Set{model.LabelBuild: name}.String(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to read build %s: %w", name, err)

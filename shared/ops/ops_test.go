@@ -20,8 +20,8 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
+	"runboat.dev/shared/model"
 )
 
 var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -29,23 +29,23 @@ var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 const sha = "0123456789abcdef0123456789abcdef01234567"
 
 // pythonDeployment is a build's Deployment as the Python runboat leaves it.
-func pythonDeployment(init build.InitStatus, replicas, available int32) *appsv1.Deployment {
+func pythonDeployment(init model.InitStatus, replicas, available int32) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            "b5f0e6a8e-odoo",
 			Namespace:       "builds",
 			UID:             "uid-1",
 			ResourceVersion: "42",
-			Labels:          map[string]string{build.LabelBuild: "b5f0e6a8e"},
+			Labels:          map[string]string{model.LabelBuild: "b5f0e6a8e"},
 			Annotations: map[string]string{
-				build.AnnotationRepo:         "oca/mis-builder",
-				build.AnnotationTargetBranch: "16.0",
-				build.AnnotationPR:           "",
-				build.AnnotationCommit:       sha,
-				build.AnnotationInitStatus:   string(init),
-				build.AnnotationLastScaled:   "2024-03-02T11:12:13Z",
+				model.AnnotationRepo:         "oca/mis-builder",
+				model.AnnotationTargetBranch: "16.0",
+				model.AnnotationPR:           "",
+				model.AnnotationCommit:       sha,
+				model.AnnotationInitStatus:   string(init),
+				model.AnnotationLastScaled:   "2024-03-02T11:12:13Z",
 			},
-			Finalizers: []string{"other/one", build.Finalizer},
+			Finalizers: []string{"other/one", model.Finalizer},
 		},
 		Spec:   appsv1.DeploymentSpec{Replicas: ptr.To(replicas)},
 		Status: appsv1.DeploymentStatus{Replicas: available, AvailableReplicas: available},
@@ -75,15 +75,15 @@ func ops(t *testing.T, objs ...runtime.Object) (*Ops, *fake.Clientset) {
 }
 
 func TestPatchJSON(t *testing.T) {
-	d := pythonDeployment(build.InitTodo, 0, 0)
+	d := pythonDeployment(model.InitTodo, 0, 0)
 	p := NewPatch(d).
-		SetInitStatus(build.InitStarted).
-		SetInitStatus(build.InitStarted).
-		SetAnnotation(build.AnnotationRepo, "oca/mis-builder"). // unchanged: no op
-		RemoveAnnotation(build.AnnotationPR).
+		SetInitStatus(model.InitStarted).
+		SetInitStatus(model.InitStarted).
+		SetAnnotation(model.AnnotationRepo, "oca/mis-builder"). // unchanged: no op
+		RemoveAnnotation(model.AnnotationPR).
 		RemoveAnnotation("absent").
 		Scale(1, now).
-		RemoveFinalizer(build.Finalizer).
+		RemoveFinalizer(model.Finalizer).
 		RemoveFinalizer("absent")
 	b, err := p.JSON()
 	if err != nil {
@@ -103,8 +103,8 @@ func TestPatchJSON(t *testing.T) {
 }
 
 func TestPatchEmptyAndMissingMaps(t *testing.T) {
-	d := pythonDeployment(build.InitTodo, 0, 0)
-	if p := NewPatch(d).SetInitStatus(build.InitTodo).Scale(0, now); !p.Empty() {
+	d := pythonDeployment(model.InitTodo, 0, 0)
+	if p := NewPatch(d).SetInitStatus(model.InitTodo).Scale(0, now); !p.Empty() {
 		t.Error("a patch that changes nothing is not empty")
 	}
 	d.Annotations, d.Labels, d.Spec.Replicas = nil, nil, nil
@@ -126,7 +126,7 @@ func TestPatchEmptyAndMissingMaps(t *testing.T) {
 }
 
 func TestAdoptPatch(t *testing.T) {
-	d := pythonDeployment(build.InitSucceeded, 0, 0)
+	d := pythonDeployment(model.InitSucceeded, 0, 0)
 	p, err := AdoptPatch(d)
 	if err != nil {
 		t.Fatal(err)
@@ -136,12 +136,12 @@ func TestAdoptPatch(t *testing.T) {
 	if err := json.Unmarshal(b, &ops); err != nil {
 		t.Fatal(err)
 	}
-	ref, _ := build.NewRef("oca/mis-builder", "16.0", 0, sha)
+	ref, _ := model.NewRef("oca/mis-builder", "16.0", 0, sha)
 	if len(ops) != 3 || ops[1]["path"] != "/metadata/labels/runboat~1commit" || ops[1]["value"] != sha ||
 		ops[2]["path"] != "/metadata/labels/runboat~1target" || ops[2]["value"] != ref.TargetKey() {
 		t.Errorf("adopt patch %s", b)
 	}
-	d.Labels[build.LabelCommit], d.Labels[build.LabelTarget] = sha, ref.TargetKey()
+	d.Labels[model.LabelCommit], d.Labels[model.LabelTarget] = sha, ref.TargetKey()
 	if p, err := AdoptPatch(d); err != nil || !p.Empty() {
 		t.Errorf("adopting an adopted build: %v, %v", p, err)
 	}
@@ -178,15 +178,15 @@ func TestStartStop(t *testing.T) {
 		reason    string
 		eventNote string
 	}{
-		{"start stopped", pythonDeployment(build.InitSucceeded, 0, 0), start, true, 1, "Started", "Scaled to 1: why"},
-		{"start stopping", pythonDeployment(build.InitSucceeded, 0, 1), start, true, 1, "Started", "Scaled to 1: why"},
-		{"start started", pythonDeployment(build.InitSucceeded, 1, 1), start, false, 1, "", ""},
-		{"start initializing", pythonDeployment(build.InitStarted, 0, 0), start, false, 0, "", ""},
-		{"start failed", pythonDeployment(build.InitFailed, 0, 0), start, false, 0, "", ""},
-		{"stop started", pythonDeployment(build.InitSucceeded, 1, 1), stop, true, 0, "Stopped", "Scaled to 0: why"},
-		{"stop starting", pythonDeployment(build.InitSucceeded, 1, 0), stop, true, 0, "Stopped", "Scaled to 0: why"},
-		{"stop stopped", pythonDeployment(build.InitSucceeded, 0, 0), stop, false, 0, "", ""},
-		{"stop failed", pythonDeployment(build.InitFailed, 1, 1), stop, false, 1, "", ""},
+		{"start stopped", pythonDeployment(model.InitSucceeded, 0, 0), start, true, 1, "Started", "Scaled to 1: why"},
+		{"start stopping", pythonDeployment(model.InitSucceeded, 0, 1), start, true, 1, "Started", "Scaled to 1: why"},
+		{"start started", pythonDeployment(model.InitSucceeded, 1, 1), start, false, 1, "", ""},
+		{"start initializing", pythonDeployment(model.InitStarted, 0, 0), start, false, 0, "", ""},
+		{"start failed", pythonDeployment(model.InitFailed, 0, 0), start, false, 0, "", ""},
+		{"stop started", pythonDeployment(model.InitSucceeded, 1, 1), stop, true, 0, "Stopped", "Scaled to 0: why"},
+		{"stop starting", pythonDeployment(model.InitSucceeded, 1, 0), stop, true, 0, "Stopped", "Scaled to 0: why"},
+		{"stop stopped", pythonDeployment(model.InitSucceeded, 0, 0), stop, false, 0, "", ""},
+		{"stop failed", pythonDeployment(model.InitFailed, 1, 1), stop, false, 1, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, cs := ops(t, tc.d)
@@ -208,8 +208,8 @@ func TestStartStop(t *testing.T) {
 				}
 				return
 			}
-			if got.Annotations[build.AnnotationLastScaled] != "2025-06-01T12:00:00Z" {
-				t.Errorf("last-scaled %q", got.Annotations[build.AnnotationLastScaled])
+			if got.Annotations[model.AnnotationLastScaled] != "2025-06-01T12:00:00Z" {
+				t.Errorf("last-scaled %q", got.Annotations[model.AnnotationLastScaled])
 			}
 			if len(evs) != 1 || evs[0].Reason != tc.reason || evs[0].Note != tc.eventNote || evs[0].Regarding.Name != tc.d.Name ||
 				evs[0].ReportingController != "runboat.dev/test" || evs[0].Type != Normal {
@@ -225,7 +225,7 @@ func start(o *Ops, d *appsv1.Deployment) (bool, error) {
 func stop(o *Ops, d *appsv1.Deployment) (bool, error) { return o.Stop(context.Background(), d, "why") }
 
 func TestConflictThenDo(t *testing.T) {
-	d := pythonDeployment(build.InitSucceeded, 0, 0)
+	d := pythonDeployment(model.InitSucceeded, 0, 0)
 	o, cs := ops(t, d)
 	conflicts := 1
 	cs.PrependReactor("patch", "deployments", func(action k8stesting.Action) (bool, runtime.Object, error) {
@@ -261,7 +261,7 @@ func TestGetNotFound(t *testing.T) {
 }
 
 func TestUndeploy(t *testing.T) {
-	d := pythonDeployment(build.InitFailed, 0, 0)
+	d := pythonDeployment(model.InitFailed, 0, 0)
 	o, cs := ops(t, d)
 	done, err := o.Undeploy(context.Background(), d, "why")
 	if err != nil || !done {
@@ -286,7 +286,7 @@ func TestUndeploy(t *testing.T) {
 
 func TestKillJobs(t *testing.T) {
 	o, cs := ops(t)
-	if err := o.KillJobs(context.Background(), "b1", build.JobInitialize, build.JobCleanup); err != nil {
+	if err := o.KillJobs(context.Background(), "b1", model.JobInitialize, model.JobCleanup); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -305,7 +305,7 @@ func TestKillJobs(t *testing.T) {
 }
 
 func TestEventNoteTruncated(t *testing.T) {
-	d := pythonDeployment(build.InitFailed, 0, 0)
+	d := pythonDeployment(model.InitFailed, 0, 0)
 	_, cs := ops(t, d)
 	r := NewRecorder(cs, "test", strings.Repeat("i", 200), nil)
 	r.Event(context.Background(), d, Warning, "InitFailed", "Initialize", strings.Repeat("é", 1000))

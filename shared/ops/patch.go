@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // Patch is a JSON patch (RFC 6902) of a build's Deployment, made against the
@@ -75,8 +75,8 @@ func (p *Patch) SetLabel(key, value string) *Patch {
 }
 
 // SetInitStatus sets runboat/init-status.
-func (p *Patch) SetInitStatus(s build.InitStatus) *Patch {
-	return p.SetAnnotation(build.AnnotationInitStatus, string(s))
+func (p *Patch) SetInitStatus(s model.InitStatus) *Patch {
+	return p.SetAnnotation(model.AnnotationInitStatus, string(s))
 }
 
 // Scale sets spec.replicas and, when that changes them, stamps
@@ -91,7 +91,7 @@ func (p *Patch) Scale(replicas int32, now time.Time) *Patch {
 	}
 	p.ops = append(p.ops, map[string]any{"op": "add", "path": "/spec/replicas", "value": replicas})
 	if current != replicas {
-		p.SetAnnotation(build.AnnotationLastScaled, FormatTime(now))
+		p.SetAnnotation(model.AnnotationLastScaled, model.FormatTime(now))
 	}
 	return p
 }
@@ -121,12 +121,6 @@ func (p *Patch) JSON() ([]byte, error) {
 	return b, nil
 }
 
-// FormatTime formats a time as runboat's annotations hold them: RFC 3339, in
-// UTC, to the second.
-func FormatTime(t time.Time) string {
-	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
-}
-
 // Patch applies p to the Deployment it was made against and returns the
 // Deployment as patched. An empty patch writes nothing and returns the
 // Deployment as read. The error wraps ErrConflict when the Deployment
@@ -143,7 +137,7 @@ func (o *Ops) Patch(ctx context.Context, p *Patch) (*appsv1.Deployment, error) {
 		return nil, err
 	}
 	out, err := o.client.AppsV1().Deployments(o.builds.Namespace).Patch(ctx, p.d.Name, types.JSONPatchType, body,
-		metav1.PatchOptions{FieldManager: build.FieldManager})
+		metav1.PatchOptions{FieldManager: model.FieldManager})
 	if err != nil {
 		return nil, writeError("patch Deployment "+p.d.Name, err)
 	}

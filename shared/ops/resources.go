@@ -15,9 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
-	"runboat.dev/shared/deploy"
-	kf "runboat.dev/shared/kubefiles"
+	"runboat.dev/shared/model"
+	"runboat.dev/shared/render"
 )
 
 // Render renders a kubefiles mode for the existing build b, with the
@@ -25,17 +24,17 @@ import (
 // name (a build made by the Python runboat has a random one). In deployment
 // mode, the Deployment comes back with init-status todo and last-scaled now.
 // found is false when the kubefiles lack an optional mode (start, stop).
-func (o *Ops) Render(b build.Build, mode kf.Mode, now time.Time) (objs []*unstructured.Unstructured, found bool, err error) {
+func (o *Ops) Render(b model.Build, mode render.Mode, now time.Time) (objs []*unstructured.Unstructured, found bool, err error) {
 	bs, ok := o.builds.Match(b.Ref.Repo, b.Ref.TargetBranch)
 	if !ok {
-		return nil, false, fmt.Errorf("failed to render %s for build %s: %w", mode, b.Name, deploy.ErrUnsupported)
+		return nil, false, fmt.Errorf("failed to render %s for build %s: %w", mode, b.Name, render.ErrUnsupported)
 	}
-	fsys, err := deploy.Kubefiles(o.builds, bs)
+	fsys, err := render.Kubefiles(o.builds, bs)
 	if err != nil {
 		return nil, false, err
 	}
 	if mode.Optional() {
-		has, err := kf.HasMode(fsys, mode)
+		has, err := render.HasMode(fsys, mode)
 		if err != nil {
 			return nil, false, fmt.Errorf("failed to read the kubefiles of build %s: %w", b.Name, err)
 		}
@@ -43,10 +42,10 @@ func (o *Ops) Render(b build.Build, mode kf.Mode, now time.Time) (objs []*unstru
 			return nil, false, nil
 		}
 	}
-	vars := deploy.Vars(o.builds, bs, b.Ref)
+	vars := render.VarsFor(o.builds, bs, b.Ref)
 	vars.Name = b.Name
 	vars.LastScaled = now
-	objs, err = kf.Render(fsys, mode, vars)
+	objs, err = render.Render(fsys, mode, vars)
 	if err != nil {
 		return nil, false, fmt.Errorf("failed to render build %s: %w", b.Name, err)
 	}
@@ -55,7 +54,7 @@ func (o *Ops) Render(b build.Build, mode kf.Mode, now time.Time) (objs []*unstru
 
 // ApplyMode renders a mode for the build and applies it, if the kubefiles
 // have the mode. It reports whether they had.
-func (o *Ops) ApplyMode(ctx context.Context, b build.Build, mode kf.Mode) (bool, error) {
+func (o *Ops) ApplyMode(ctx context.Context, b model.Build, mode render.Mode) (bool, error) {
 	objs, found, err := o.Render(b, mode, o.clock.Now())
 	if err != nil || !found {
 		return false, err
@@ -68,16 +67,16 @@ func (o *Ops) ApplyMode(ctx context.Context, b build.Build, mode kf.Mode) (bool,
 
 // jobSelector selects the Jobs of a build of the given kinds, and their
 // pods.
-func jobSelector(buildName string, kinds []build.JobKind) (string, error) {
+func jobSelector(buildName string, kinds []model.JobKind) (string, error) {
 	values := make([]string, len(kinds))
 	for i, k := range kinds {
 		values[i] = string(k)
 	}
-	byBuild, err := labels.NewRequirement(build.LabelBuild, selection.Equals, []string{buildName})
+	byBuild, err := labels.NewRequirement(model.LabelBuild, selection.Equals, []string{buildName})
 	if err != nil {
 		return "", fmt.Errorf("failed to select the Jobs of build %q: %w", buildName, err)
 	}
-	byKind, err := labels.NewRequirement(build.LabelJobKind, selection.In, values)
+	byKind, err := labels.NewRequirement(model.LabelJobKind, selection.In, values)
 	if err != nil {
 		return "", fmt.Errorf("failed to select the Jobs of build %q: %w", buildName, err)
 	}
@@ -87,7 +86,7 @@ func jobSelector(buildName string, kinds []build.JobKind) (string, error) {
 // KillJobs deletes the Jobs of the given kinds of a build, and their pods at
 // once (no grace period), as the Python runboat does: a killed init Job must
 // not go on creating a database that a cleanup Job has just dropped.
-func (o *Ops) KillJobs(ctx context.Context, buildName string, kinds ...build.JobKind) error {
+func (o *Ops) KillJobs(ctx context.Context, buildName string, kinds ...model.JobKind) error {
 	sel, err := jobSelector(buildName, kinds)
 	if err != nil {
 		return err
@@ -144,7 +143,7 @@ func (o *Ops) ResolveTypes(types []string) ([]schema.GroupVersionResource, error
 // DeleteResources deletes every resource of the given types labelled with the
 // build (its dependents, such as pods and ReplicaSets, go with them).
 func (o *Ops) DeleteResources(ctx context.Context, buildName string, resources []schema.GroupVersionResource) error {
-	list := metav1.ListOptions{LabelSelector: labels.Set{build.LabelBuild: buildName}.String()}
+	list := metav1.ListOptions{LabelSelector: labels.Set{model.LabelBuild: buildName}.String()}
 	opts := metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}
 	var errs []error
 	for _, r := range resources {

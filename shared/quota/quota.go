@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
+	"runboat.dev/shared/model"
 )
 
 // Name names a quota.
@@ -116,17 +116,17 @@ type Counts struct {
 // Count counts builds as read from their Deployments: initializing, those
 // whose init-status is started; started, those started or starting; deployed,
 // those not being undeployed. Builds being undeployed count for nothing.
-func Count(builds []build.Build) Counts {
+func Count(builds []model.Build) Counts {
 	var c Counts
 	for _, b := range builds {
-		if b.Status == build.StatusUndeploying {
+		if b.Status == model.StatusUndeploying {
 			continue
 		}
 		c.Deployed++
-		if b.InitStatus == build.InitStarted {
+		if b.InitStatus == model.InitStarted {
 			c.Initializing++
 		}
-		if b.Status == build.StatusStarted || b.Status == build.StatusStarting {
+		if b.Status == model.StatusStarted || b.Status == model.StatusStarting {
 			c.Started++
 		}
 	}

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
+	"runboat.dev/shared/model"
 )
 
 var q = config.Quotas{MaxInitializing: 2, MaxStarted: 3, MaxDeployed: 4}
@@ -48,14 +48,14 @@ func TestTrackerExcess(t *testing.T) {
 }
 
 func TestCountAndCheck(t *testing.T) {
-	bs := []build.Build{
-		{InitStatus: build.InitStarted, Status: build.StatusInitializing},
-		{InitStatus: build.InitTodo, Status: build.StatusInitializing},
-		{InitStatus: build.InitStarted, Status: build.StatusUndeploying},
-		{InitStatus: build.InitSucceeded, Status: build.StatusStarted},
-		{InitStatus: build.InitSucceeded, Status: build.StatusStarting},
-		{InitStatus: build.InitSucceeded, Status: build.StatusStopping},
-		{InitStatus: build.InitFailed, Status: build.StatusFailed},
+	bs := []model.Build{
+		{InitStatus: model.InitStarted, Status: model.StatusInitializing},
+		{InitStatus: model.InitTodo, Status: model.StatusInitializing},
+		{InitStatus: model.InitStarted, Status: model.StatusUndeploying},
+		{InitStatus: model.InitSucceeded, Status: model.StatusStarted},
+		{InitStatus: model.InitSucceeded, Status: model.StatusStarting},
+		{InitStatus: model.InitSucceeded, Status: model.StatusStopping},
+		{InitStatus: model.InitFailed, Status: model.StatusFailed},
 	}
 	c := Count(bs)
 	if want := (Counts{Initializing: 1, Started: 2, Deployed: 6}); c != want {

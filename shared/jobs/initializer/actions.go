@@ -13,13 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
-	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/jobs/runner"
-	kf "runboat.dev/shared/kubefiles"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
+	"runboat.dev/shared/render"
 )
 
 // describe names a build in an action's description.
@@ -54,7 +53,7 @@ func (a *launch) String() string {
 func (a *launch) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
 	now := env.Clock.Now()
-	objs, _, err := env.Ops.Render(a.b.Build, kf.ModeInitialize, now)
+	objs, _, err := env.Ops.Render(a.b.Build, render.ModeInitialize, now)
 	if err != nil {
 		return renderFailed(ctx, env, a.b, err)
 	}
@@ -62,7 +61,7 @@ func (a *launch) Apply(ctx context.Context, env *runner.Env) error {
 	// again for a build reset meanwhile. Its outcome is read at the next
 	// pass; one being deleted is waited for.
 	existing, err := env.Client.BatchV1().Jobs(env.Namespace()).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{build.LabelBuild: a.b.Name, build.LabelJobKind: string(build.JobInitialize)}.String(),
+		LabelSelector: labels.Set{model.LabelBuild: a.b.Name, model.LabelJobKind: string(model.JobInitialize)}.String(),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to list the init Jobs of build %s: %w", a.b.Name, err)
@@ -75,7 +74,7 @@ func (a *launch) Apply(ctx context.Context, env *runner.Env) error {
 		}
 		found = true
 	}
-	d, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).SetInitStatus(build.InitStarted).Scale(0, now))
+	d, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).SetInitStatus(model.InitStarted).Scale(0, now))
 	if err != nil {
 		return err
 	}
@@ -107,7 +106,7 @@ func (a *relaunch) String() string {
 
 func (a *relaunch) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
-	objs, _, err := env.Ops.Render(a.b.Build, kf.ModeInitialize, env.Clock.Now())
+	objs, _, err := env.Ops.Render(a.b.Build, render.ModeInitialize, env.Clock.Now())
 	if err != nil {
 		return renderFailed(ctx, env, a.b, err)
 	}
@@ -131,10 +130,10 @@ func (a *markSucceeded) String() string {
 
 func (a *markSucceeded) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
-	if _, err := env.Ops.ApplyMode(ctx, a.b.Build, kf.ModeStop); err != nil {
+	if _, err := env.Ops.ApplyMode(ctx, a.b.Build, render.ModeStop); err != nil {
 		return err
 	}
-	d, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).SetInitStatus(build.InitSucceeded))
+	d, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).SetInitStatus(model.InitSucceeded))
 	if err != nil {
 		return err
 	}
@@ -190,7 +189,7 @@ func (a *markFailed) Apply(ctx context.Context, env *runner.Env) error {
 // nothing: the build fails. Any other error is the kubefiles' or the
 // configuration's, not the build's: the run reports it and the build waits.
 func renderFailed(ctx context.Context, env *runner.Env, b *runner.Build, err error) error {
-	if errors.Is(err, deploy.ErrUnsupported) {
+	if errors.Is(err, render.ErrUnsupported) {
 		return fail(ctx, env, b, b.Deployment, "Unsupported: no repository rule matches the build any more")
 	}
 	return err
@@ -199,8 +198,8 @@ func renderFailed(ctx context.Context, env *runner.Env, b *runner.Build, err err
 // fail sets init-status failed, the reason, and 0 replicas.
 func fail(ctx context.Context, env *runner.Env, b *runner.Build, d *appsv1.Deployment, reason string) error {
 	p := ops.NewPatch(d).
-		SetInitStatus(build.InitFailed).
-		SetAnnotation(build.AnnotationInitFailure, reason).
+		SetInitStatus(model.InitFailed).
+		SetAnnotation(model.AnnotationInitFailure, reason).
 		Scale(0, env.Clock.Now())
 	nd, err := env.Ops.Patch(ctx, p)
 	if err != nil {
@@ -219,9 +218,9 @@ func fail(ctx context.Context, env *runner.Env, b *runner.Build, d *appsv1.Deplo
 func saveLog(ctx context.Context, env *runner.Env, d *appsv1.Deployment, name, reason, text string) error {
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      build.InitLogName(name),
+			Name:      model.InitLogName(name),
 			Namespace: env.Namespace(),
-			Labels:    map[string]string{build.LabelBuild: name},
+			Labels:    map[string]string{model.LabelBuild: name},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "apps/v1",
 				Kind:       "Deployment",
@@ -231,11 +230,11 @@ func saveLog(ctx context.Context, env *runner.Env, d *appsv1.Deployment, name, r
 			}},
 		},
 		Data: map[string]string{
-			build.InitLogReasonKey: reason,
-			build.InitLogKey:       text,
+			model.InitLogReasonKey: reason,
+			model.InitLogKey:       text,
 		},
 	}
-	_, err := env.Client.CoreV1().ConfigMaps(env.Namespace()).Create(ctx, cm, metav1.CreateOptions{FieldManager: build.FieldManager})
+	_, err := env.Client.CoreV1().ConfigMaps(env.Namespace()).Create(ctx, cm, metav1.CreateOptions{FieldManager: model.FieldManager})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("failed to keep the init log of build %s: %w", name, err)
 	}

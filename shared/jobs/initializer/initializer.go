@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
 )
 
 // Name is the job's name.
@@ -71,7 +71,7 @@ func Read(ctx context.Context, env *runner.Env, builds *runner.Builds) (Input, e
 	in := Input{Builds: builds.All, Init: map[string]*Init{}}
 	var started []*runner.Build
 	for _, b := range builds.All {
-		if b.InitStatus == build.InitStarted {
+		if b.InitStatus == model.InitStarted {
 			started = append(started, b)
 			in.Init[b.Name] = &Init{}
 		}
@@ -94,7 +94,7 @@ func Read(ctx context.Context, env *runner.Env, builds *runner.Builds) (Input, e
 }
 
 func readInit(ctx context.Context, env *runner.Env, name string, st *Init) error {
-	sel := labels.Set{build.LabelBuild: name, build.LabelJobKind: string(build.JobInitialize)}.String()
+	sel := labels.Set{model.LabelBuild: name, model.LabelJobKind: string(model.JobInitialize)}.String()
 	ns := env.Namespace()
 	jobs, err := env.Client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
@@ -106,12 +106,12 @@ func readInit(ctx context.Context, env *runner.Env, name string, st *Init) error
 		return fmt.Errorf("failed to list the init pods of build %s: %w", name, err)
 	}
 	st.Pods = pods.Items
-	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, build.InitLogName(name), metav1.GetOptions{})
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, model.InitLogName(name), metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return fmt.Errorf("failed to read the init log of build %s: %w", name, err)
-	case cm.Labels[build.LabelBuild] == name:
+	case cm.Labels[model.LabelBuild] == name:
 		st.Log = cm
 	}
 	return nil

@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"runboat.dev/shared/build"
-	jt "runboat.dev/shared/jobs/jobstest"
+	"runboat.dev/shared/model"
+	jt "runboat.dev/shared/testenv/jobstest"
 )
 
 // fakeLogs serves logs by "pod/container"; a missing one is an error.
@@ -29,8 +29,8 @@ func (f fakeLogs) Log(_ context.Context, _, pod, container string) (io.ReadClose
 }
 
 func failedPod(name string, containers ...string) corev1.Pod {
-	b := jt.Build(jt.Spec{N: 1, Init: build.InitStarted})
-	p := jt.Pod(jt.Job(b, build.JobInitialize, jt.T0, jt.Failed, "BackoffLimitExceeded"), name, jt.T0, corev1.PodFailed, corev1.ContainerState{})
+	b := jt.Build(jt.Spec{N: 1, Init: model.InitStarted})
+	p := jt.Pod(jt.Job(b, model.JobInitialize, jt.T0, jt.Failed, "BackoffLimitExceeded"), name, jt.T0, corev1.PodFailed, corev1.ContainerState{})
 	p.Spec.Containers = nil
 	p.Status.ContainerStatuses = nil
 	for _, c := range containers {

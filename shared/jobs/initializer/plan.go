@@ -11,9 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/quota"
 )
 
@@ -82,7 +82,7 @@ func Plan(in Input, s Settings, now time.Time) runner.Plan {
 		}
 	}
 	for _, b := range in.Builds {
-		if b.InitStatus != build.InitStarted {
+		if b.InitStatus != model.InitStarted {
 			continue
 		}
 		st := in.Init[b.Name]
@@ -92,7 +92,7 @@ func Plan(in Input, s Settings, now time.Time) runner.Plan {
 			continue
 		}
 		live, deleting := splitJobs(st.Jobs)
-		if b.Status == build.StatusUndeploying {
+		if b.Status == model.StatusUndeploying {
 			// The undeployer kills its init Job; until then it runs.
 			if len(deleting) > 0 || (live != nil && outcomeOf(live, nil, now, s.StartTimeout).kind == jobRunning) {
 				running++
@@ -127,7 +127,7 @@ func Plan(in Input, s Settings, now time.Time) runner.Plan {
 	}
 	slots := quota.NewTracker(quota.Initializing, s.Quotas, running)
 	for _, b := range in.Builds {
-		if b.InitStatus != build.InitTodo || b.Status == build.StatusUndeploying {
+		if b.InitStatus != model.InitTodo || b.Status == model.StatusUndeploying {
 			continue
 		}
 		if err := slots.Take(); err != nil {
@@ -289,7 +289,7 @@ func failureReason(c batchv1.JobCondition, pods []corev1.Pod) string {
 
 // recordedReason is the failure reason kept in an init log ConfigMap.
 func recordedReason(cm *corev1.ConfigMap) string {
-	if r := cm.Data[build.InitLogReasonKey]; r != "" {
+	if r := cm.Data[model.InitLogReasonKey]; r != "" {
 		return r
 	}
 	return "init failed (reason not recorded)"

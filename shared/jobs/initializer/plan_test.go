@@ -12,10 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
-	jt "runboat.dev/shared/jobs/jobstest"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
+	jt "runboat.dev/shared/testenv/jobstest"
 )
 
 var settings = Settings{
@@ -77,17 +77,17 @@ func started(b *runner.Build, st *Init) Input {
 
 func TestPlanLaunchesOldestTodoWithinQuota(t *testing.T) {
 	bs := jt.Builds(
-		jt.Spec{N: 5, Init: build.InitTodo},
-		jt.Spec{N: 1, Init: build.InitStarted},
-		jt.Spec{N: 3, Init: build.InitTodo},
-		jt.Spec{N: 4, Init: build.InitTodo},
-		jt.Spec{N: 2, Init: build.InitSucceeded},
-		jt.Spec{N: 6, Init: build.InitTodo, Deleting: true},
+		jt.Spec{N: 5, Init: model.InitTodo},
+		jt.Spec{N: 1, Init: model.InitStarted},
+		jt.Spec{N: 3, Init: model.InitTodo},
+		jt.Spec{N: 4, Init: model.InitTodo},
+		jt.Spec{N: 2, Init: model.InitSucceeded},
+		jt.Spec{N: 6, Init: model.InitTodo, Deleting: true},
 	)
 	// Oldest first, as runner.ReadBuilds sorts them.
 	slices.SortFunc(bs, func(a, b *runner.Build) int { return a.Created.Compare(b.Created) })
 	running := bs[0] // N=1
-	job := jt.Job(running, build.JobInitialize, jt.T0, jt.Running, "")
+	job := jt.Job(running, model.JobInitialize, jt.T0, jt.Running, "")
 	in := Input{Builds: bs, Init: map[string]*Init{running.Name: {Jobs: []batchv1.Job{job}}}}
 	p := Plan(in, settings, jt.T0.Add(time.Hour))
 	check(t, p, fmt.Sprintf("launch %s 2/2", bs[2].Name)) // N=3: one slot free
@@ -96,7 +96,7 @@ func TestPlanLaunchesOldestTodoWithinQuota(t *testing.T) {
 	}
 
 	// Nothing running: two launches, the two oldest.
-	in.Init[running.Name].Jobs[0] = jt.Job(running, build.JobInitialize, jt.T0, jt.Complete, "")
+	in.Init[running.Name].Jobs[0] = jt.Job(running, model.JobInitialize, jt.T0, jt.Complete, "")
 	check(t, Plan(in, settings, jt.T0.Add(time.Hour)),
 		"succeeded "+running.Name,
 		fmt.Sprintf("launch %s 1/2", bs[2].Name),
@@ -104,10 +104,10 @@ func TestPlanLaunchesOldestTodoWithinQuota(t *testing.T) {
 }
 
 func TestPlanQuotaFull(t *testing.T) {
-	bs := jt.Builds(jt.Spec{N: 1, Init: build.InitStarted}, jt.Spec{N: 2, Init: build.InitStarted}, jt.Spec{N: 3, Init: build.InitTodo})
+	bs := jt.Builds(jt.Spec{N: 1, Init: model.InitStarted}, jt.Spec{N: 2, Init: model.InitStarted}, jt.Spec{N: 3, Init: model.InitTodo})
 	in := Input{Builds: bs, Init: map[string]*Init{}}
 	for _, b := range bs[:2] {
-		in.Init[b.Name] = &Init{Jobs: []batchv1.Job{jt.Job(b, build.JobInitialize, jt.T0, jt.Running, "")}}
+		in.Init[b.Name] = &Init{Jobs: []batchv1.Job{jt.Job(b, model.JobInitialize, jt.T0, jt.Running, "")}}
 	}
 	check(t, Plan(in, settings, jt.T0))
 	// A started build not read counts too: never launch on a guess.
@@ -120,12 +120,12 @@ func TestPlanQuotaFull(t *testing.T) {
 }
 
 func TestPlanFailedJob(t *testing.T) {
-	b := jt.Build(jt.Spec{N: 1, Init: build.InitStarted})
-	job := jt.Job(b, build.JobInitialize, jt.T0, jt.Failed, "BackoffLimitExceeded")
+	b := jt.Build(jt.Spec{N: 1, Init: model.InitStarted})
+	job := jt.Job(b, model.JobInitialize, jt.T0, jt.Failed, "BackoffLimitExceeded")
 	pod := jt.Pod(job, "p1", jt.T0, corev1.PodFailed, corev1.ContainerState{
 		Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137},
 	})
-	other := jt.Pod(jt.Job(b, build.JobInitialize, jt.T0.Add(-time.Hour), jt.Failed, "x"), "old", jt.T0, corev1.PodFailed, corev1.ContainerState{})
+	other := jt.Pod(jt.Job(b, model.JobInitialize, jt.T0.Add(-time.Hour), jt.Failed, "x"), "old", jt.T0, corev1.PodFailed, corev1.ContainerState{})
 	p := Plan(started(b, &Init{Jobs: []batchv1.Job{job}, Pods: []corev1.Pod{pod, other}}), settings, jt.T0.Add(time.Hour))
 	check(t, p, "failed "+b.Name)
 	f := firstFailed(t, p)
@@ -139,13 +139,13 @@ func TestPlanFailedJob(t *testing.T) {
 
 	// Its failure already recorded (a run stopped before marking it): the
 	// log kept is not replaced.
-	cm := &corev1.ConfigMap{Data: map[string]string{build.InitLogReasonKey: "r"}}
+	cm := &corev1.ConfigMap{Data: map[string]string{model.InitLogReasonKey: "r"}}
 	check(t, Plan(started(b, &Init{Jobs: []batchv1.Job{job}, Log: cm}), settings, jt.T0), "failed "+b.Name+" recorded")
 }
 
 func TestPlanDeadlineExceeded(t *testing.T) {
-	b := jt.Build(jt.Spec{N: 1, Init: build.InitStarted})
-	job := jt.Job(b, build.JobInitialize, jt.T0, jt.Failed, "DeadlineExceeded")
+	b := jt.Build(jt.Spec{N: 1, Init: model.InitStarted})
+	job := jt.Job(b, model.JobInitialize, jt.T0, jt.Failed, "DeadlineExceeded")
 	job.Status.Conditions[1].Message = "Job was active longer than specified deadline"
 	p := Plan(started(b, &Init{Jobs: []batchv1.Job{job}}), settings, jt.T0)
 	if got := firstFailed(t, p).reason; got != "DeadlineExceeded: Job was active longer than specified deadline" {
@@ -154,8 +154,8 @@ func TestPlanDeadlineExceeded(t *testing.T) {
 }
 
 func TestPlanFailFast(t *testing.T) {
-	b := jt.Build(jt.Spec{N: 1, Init: build.InitStarted})
-	job := jt.Job(b, build.JobInitialize, jt.T0, jt.Running, "")
+	b := jt.Build(jt.Spec{N: 1, Init: model.InitStarted})
+	job := jt.Job(b, model.JobInitialize, jt.T0, jt.Running, "")
 	waiting := jt.Pod(job, "p1", jt.T0, corev1.PodPending, corev1.ContainerState{
 		Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image"},
 	})
@@ -202,8 +202,8 @@ func TestPlanFailFast(t *testing.T) {
 }
 
 func TestPlanJobGone(t *testing.T) {
-	b := jt.Build(jt.Spec{N: 1, Init: build.InitStarted})
-	other := jt.Build(jt.Spec{N: 2, Init: build.InitTodo})
+	b := jt.Build(jt.Spec{N: 1, Init: model.InitStarted})
+	other := jt.Build(jt.Spec{N: 2, Init: model.InitTodo})
 	// Gone without trace: launched again, holding its slot.
 	in := Input{Builds: []*runner.Build{b, other}, Init: map[string]*Init{b.Name: {}}}
 	s := settings
@@ -212,7 +212,7 @@ func TestPlanJobGone(t *testing.T) {
 
 	// Its failure recorded, then the Job deleted, the run stopped before
 	// marking the build: marked failed from what was recorded.
-	in.Init[b.Name].Log = &corev1.ConfigMap{Data: map[string]string{build.InitLogReasonKey: "ErrImagePull: init pod p not started"}}
+	in.Init[b.Name].Log = &corev1.ConfigMap{Data: map[string]string{model.InitLogReasonKey: "ErrImagePull: init pod p not started"}}
 	p := Plan(in, s, jt.T0)
 	check(t, p, "failed "+b.Name+" recorded", fmt.Sprintf("launch %s 1/1", other.Name))
 	if got := firstFailed(t, p).reason; got != "ErrImagePull: init pod p not started" {
@@ -220,30 +220,30 @@ func TestPlanJobGone(t *testing.T) {
 	}
 
 	// Being deleted: wait, holding the slot.
-	j := jt.Job(b, build.JobInitialize, jt.T0, jt.Running, "")
+	j := jt.Job(b, model.JobInitialize, jt.T0, jt.Running, "")
 	j.DeletionTimestamp = ptr.To(metav1.NewTime(jt.T0))
 	in.Init[b.Name] = &Init{Jobs: []batchv1.Job{j}}
 	check(t, Plan(in, s, jt.T0))
 }
 
 func TestPlanNewestJobWins(t *testing.T) {
-	b := jt.Build(jt.Spec{N: 1, Init: build.InitStarted})
-	old := jt.Job(b, build.JobInitialize, jt.T0, jt.Failed, "BackoffLimitExceeded")
+	b := jt.Build(jt.Spec{N: 1, Init: model.InitStarted})
+	old := jt.Job(b, model.JobInitialize, jt.T0, jt.Failed, "BackoffLimitExceeded")
 	old.Name += "-old"
-	current := jt.Job(b, build.JobInitialize, jt.T0.Add(time.Minute), jt.Complete, "")
+	current := jt.Job(b, model.JobInitialize, jt.T0.Add(time.Minute), jt.Complete, "")
 	check(t, Plan(started(b, &Init{Jobs: []batchv1.Job{old, current}}), settings, jt.T0), "succeeded "+b.Name)
 }
 
 func TestPlanUndeployingBuilds(t *testing.T) {
-	running := jt.Build(jt.Spec{N: 1, Init: build.InitStarted, Deleting: true})
-	ended := jt.Build(jt.Spec{N: 2, Init: build.InitStarted, Deleting: true})
-	todo := jt.Build(jt.Spec{N: 3, Init: build.InitTodo, Deleting: true})
-	waiting := jt.Build(jt.Spec{N: 4, Init: build.InitTodo})
+	running := jt.Build(jt.Spec{N: 1, Init: model.InitStarted, Deleting: true})
+	ended := jt.Build(jt.Spec{N: 2, Init: model.InitStarted, Deleting: true})
+	todo := jt.Build(jt.Spec{N: 3, Init: model.InitTodo, Deleting: true})
+	waiting := jt.Build(jt.Spec{N: 4, Init: model.InitTodo})
 	in := Input{
 		Builds: []*runner.Build{running, ended, todo, waiting},
 		Init: map[string]*Init{
-			running.Name: {Jobs: []batchv1.Job{jt.Job(running, build.JobInitialize, jt.T0, jt.Running, "")}},
-			ended.Name:   {Jobs: []batchv1.Job{jt.Job(ended, build.JobInitialize, jt.T0, jt.Complete, "")}},
+			running.Name: {Jobs: []batchv1.Job{jt.Job(running, model.JobInitialize, jt.T0, jt.Running, "")}},
+			ended.Name:   {Jobs: []batchv1.Job{jt.Job(ended, model.JobInitialize, jt.T0, jt.Complete, "")}},
 		},
 	}
 	// Nothing is marked on builds being undeployed, none is launched; a

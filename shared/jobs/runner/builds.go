@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/model"
 )
 
 // PageSize is the size of the pages of every list.
@@ -21,7 +21,7 @@ const PageSize = 500
 
 // Build is a build as read, with its Deployment.
 type Build struct {
-	build.Build
+	model.Build
 	Deployment *appsv1.Deployment
 }
 
@@ -41,7 +41,7 @@ type Builds struct {
 // BuildSelector selects the Deployments, and every other resource, of
 // builds: the label runboat/build exists.
 func BuildSelector() labels.Selector {
-	req, err := labels.NewRequirement(build.LabelBuild, selection.Exists, nil)
+	req, err := labels.NewRequirement(model.LabelBuild, selection.Exists, nil)
 	if err != nil {
 		panic(fmt.Sprintf("invalid build selector: %v", err)) // a constant requirement
 	}
@@ -76,7 +76,7 @@ func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
 	rv, err := ListDeployments(ctx, env, func(items []appsv1.Deployment) {
 		for i := range items {
 			d := &items[i]
-			b, err := build.FromDeployment(d)
+			b, err := model.FromDeployment(d)
 			if err != nil {
 				out.Unreadable++
 				log.Warn().Err(err).Str("deployment", d.Name).Msg("not a readable build: left alone")
@@ -123,7 +123,7 @@ func slim(d *appsv1.Deployment) *appsv1.Deployment {
 // Replace puts a Deployment written by the run in place of the one read, and
 // reads its build again.
 func (bs *Builds) Replace(d *appsv1.Deployment) error {
-	b, err := build.FromDeployment(d)
+	b, err := model.FromDeployment(d)
 	if err != nil {
 		return err
 	}

@@ -19,12 +19,12 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/github"
-	jt "runboat.dev/shared/jobs/jobstest"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
+	jt "runboat.dev/shared/testenv/jobstest"
 )
 
 // job plans one action per build, whose Apply fails as told.
@@ -103,8 +103,8 @@ func TestDryRunPrintsAndWritesNothing(t *testing.T) {
 	objs := deployments(jt.Spec{N: 2}, jt.Spec{N: 1})
 	// A build of the Python runboat, to adopt.
 	python := objs[0].(*appsv1.Deployment)
-	delete(python.Labels, build.LabelCommit)
-	delete(python.Labels, build.LabelTarget)
+	delete(python.Labels, model.LabelCommit)
+	delete(python.Labels, model.LabelTarget)
 	var out bytes.Buffer
 	e, cs := env(t, &out, objs...)
 	j := &job{}
@@ -124,7 +124,7 @@ func TestDryRunPrintsAndWritesNothing(t *testing.T) {
 func TestRunAdoptsThenApplies(t *testing.T) {
 	objs := deployments(jt.Spec{N: 1})
 	d := objs[0].(*appsv1.Deployment)
-	delete(d.Labels, build.LabelTarget)
+	delete(d.Labels, model.LabelTarget)
 	e, cs := env(t, &bytes.Buffer{}, objs...)
 	j := &job{}
 	if err := runner.Run(context.Background(), e, j, runner.Options{}); err != nil {
@@ -134,10 +134,10 @@ func TestRunAdoptsThenApplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Labels[build.LabelTarget] == "" {
+	if got.Labels[model.LabelTarget] == "" {
 		t.Errorf("not adopted: labels %v", got.Labels)
 	}
-	if j.calls[d.Labels[build.LabelBuild]] != 1 {
+	if j.calls[d.Labels[model.LabelBuild]] != 1 {
 		t.Errorf("applied %v", j.calls)
 	}
 	// The Lease was taken, and released.
@@ -215,8 +215,8 @@ func TestReadBuilds(t *testing.T) {
 	objs := deployments(jt.Spec{N: 3}, jt.Spec{N: 1}, jt.Spec{N: 2})
 	broken := objs[2].DeepCopyObject().(*appsv1.Deployment)
 	broken.Name = "broken"
-	delete(broken.Annotations, build.AnnotationCommit)
-	broken.Labels[build.LabelBuild] = "broken"
+	delete(broken.Annotations, model.AnnotationCommit)
+	broken.Labels[model.LabelBuild] = "broken"
 	dup := objs[1].DeepCopyObject().(*appsv1.Deployment)
 	dup.Name = "dup"
 	unlabelled := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "builds"}}

@@ -11,9 +11,9 @@ import (
 	"slices"
 	"time"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/quota"
 )
 
@@ -49,7 +49,7 @@ func Plan(builds []*runner.Build, s Settings, now time.Time) runner.Plan {
 		active []*runner.Build
 	)
 	for _, b := range builds {
-		if b.Status != build.StatusStarted && b.Status != build.StatusStarting {
+		if b.Status != model.StatusStarted && b.Status != model.StatusStarting {
 			continue
 		}
 		if s.MaxStartedAge > 0 {
@@ -86,7 +86,7 @@ type stop struct {
 }
 
 func (a *stop) String() string {
-	return fmt.Sprintf("stop build %s (%s, last scaled %s): %s", a.b.Name, a.b.Status, a.b.LastScaled.UTC().Format(time.RFC3339), a.why)
+	return fmt.Sprintf("stop build %s (%s, last scaled %s): %s", a.b.Name, a.b.Status, model.FormatTime(a.b.LastScaled), a.why)
 }
 
 func (a *stop) Apply(ctx context.Context, env *runner.Env) error {

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
-	jt "runboat.dev/shared/jobs/jobstest"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
+	jt "runboat.dev/shared/testenv/jobstest"
 )
 
 var quotas = config.Quotas{MaxInitializing: 2, MaxStarted: 2, MaxDeployed: 10}
@@ -34,7 +34,7 @@ func TestPlanStopsLeastRecentlyScaled(t *testing.T) {
 		jt.Spec{N: 4, Replicas: 1, Ready: 1, LastScaled: at(40)},
 		jt.Spec{N: 5, Replicas: 0, Ready: 1, LastScaled: at(1)},                         // stopping
 		jt.Spec{N: 6, Replicas: 0, LastScaled: at(2)},                                   // stopped
-		jt.Spec{N: 7, Replicas: 1, Ready: 1, LastScaled: at(3), Init: build.InitFailed}, // failed
+		jt.Spec{N: 7, Replicas: 1, Ready: 1, LastScaled: at(3), Init: model.InitFailed}, // failed
 		jt.Spec{N: 8, Replicas: 1, Ready: 1, LastScaled: at(4), Deleting: true},         // undeploying
 	)
 	names, whys := stopped(Plan(bs, Settings{Quotas: quotas}, at(60)))

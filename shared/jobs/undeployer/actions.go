@@ -13,12 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
-	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/jobs/runner"
-	kf "runboat.dev/shared/kubefiles"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
+	"runboat.dev/shared/render"
 )
 
 var (
@@ -59,7 +58,7 @@ func (a *startCleanup) String() string {
 func (a *startCleanup) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
 	if a.killInit {
-		if err := env.Ops.KillJobs(ctx, a.b.Name, build.JobInitialize); err != nil {
+		if err := env.Ops.KillJobs(ctx, a.b.Name, model.JobInitialize); err != nil {
 			return err
 		}
 	}
@@ -70,8 +69,8 @@ func (a *startCleanup) Apply(ctx context.Context, env *runner.Env) error {
 	if a.running {
 		return nil
 	}
-	objs, _, err := env.Ops.Render(a.b.Build, kf.ModeCleanup, env.Clock.Now())
-	if errors.Is(err, deploy.ErrUnsupported) {
+	objs, _, err := env.Ops.Render(a.b.Build, render.ModeCleanup, env.Clock.Now())
+	if errors.Is(err, render.ErrUnsupported) {
 		// No cleanup Job can ever run: give up at once, for a person to
 		// look at.
 		give := &recordCleanupFailure{b: a.b, attempt: a.of, of: a.of, reason: "Unsupported: no repository rule matches the build any more"}
@@ -87,7 +86,7 @@ func (a *startCleanup) Apply(ctx context.Context, env *runner.Env) error {
 			if ann == nil {
 				ann = map[string]string{}
 			}
-			ann[build.AnnotationAttempt] = strconv.Itoa(a.attempt)
+			ann[model.AnnotationAttempt] = strconv.Itoa(a.attempt)
 			o.SetAnnotations(ann)
 		}
 	}
@@ -131,10 +130,10 @@ func (a *finish) Apply(ctx context.Context, env *runner.Env) error {
 		return err
 	}
 	env.Ops.Events().Event(ctx, a.b.Deployment, ops.Normal, "Undeployed", "Undeploy", "Resources deleted: "+a.why)
-	if _, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).RemoveFinalizer(build.Finalizer)); err != nil && !errors.Is(err, ops.ErrNotFound) {
+	if _, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).RemoveFinalizer(model.Finalizer)); err != nil && !errors.Is(err, ops.ErrNotFound) {
 		return err
 	}
-	if err := env.Ops.KillJobs(ctx, a.b.Name, build.JobInitialize, build.JobCleanup); err != nil {
+	if err := env.Ops.KillJobs(ctx, a.b.Name, model.JobInitialize, model.JobCleanup); err != nil {
 		return err
 	}
 	if err := env.Ops.DeleteResources(ctx, a.b.Name, []schema.GroupVersionResource{jobsResource}); err != nil {
@@ -164,18 +163,18 @@ func (a *recordCleanupFailure) String() string {
 		return fmt.Sprintf("undeploying %s: cleanup attempt %d of %d failed, giving up: %s", describe(a.b), a.attempt, a.of, a.reason)
 	}
 	return fmt.Sprintf("undeploying %s: cleanup attempt %d of %d failed, next after %s: %s",
-		describe(a.b), a.attempt, a.of, a.retryAfter.UTC().Format(time.RFC3339), a.reason)
+		describe(a.b), a.attempt, a.of, model.FormatTime(a.retryAfter), a.reason)
 }
 
 func (a *recordCleanupFailure) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
 	p := ops.NewPatch(a.b.Deployment).
-		SetAnnotation(build.AnnotationCleanupAttempts, strconv.Itoa(a.attempt)).
-		SetAnnotation(build.AnnotationCleanupFailure, a.reason)
+		SetAnnotation(model.AnnotationCleanupAttempts, strconv.Itoa(a.attempt)).
+		SetAnnotation(model.AnnotationCleanupFailure, a.reason)
 	if a.final() {
-		p.RemoveAnnotation(build.AnnotationCleanupRetryAfter)
+		p.RemoveAnnotation(model.AnnotationCleanupRetryAfter)
 	} else {
-		p.SetAnnotation(build.AnnotationCleanupRetryAfter, ops.FormatTime(a.retryAfter))
+		p.SetAnnotation(model.AnnotationCleanupRetryAfter, model.FormatTime(a.retryAfter))
 	}
 	d, err := env.Ops.Patch(ctx, p)
 	if err != nil {
@@ -185,7 +184,7 @@ func (a *recordCleanupFailure) Apply(ctx context.Context, env *runner.Env) error
 		logging.From(ctx).Error().Str("reason", a.reason).Int("attempts", a.attempt).Msg("cleanup failed: giving up, the build needs a person")
 		env.Ops.Events().Event(ctx, d, ops.Warning, "CleanupAbandoned", "Cleanup", fmt.Sprintf(
 			"Cleanup failed %d times, giving up: %s. To try again: delete the failed cleanup Job and remove the annotation %s",
-			a.attempt, a.reason, build.AnnotationCleanupAttempts))
+			a.attempt, a.reason, model.AnnotationCleanupAttempts))
 		return nil
 	}
 	if a.job != nil {
@@ -195,7 +194,7 @@ func (a *recordCleanupFailure) Apply(ctx context.Context, env *runner.Env) error
 	}
 	logging.From(ctx).Warn().Str("reason", a.reason).Int("attempt", a.attempt).Msg("cleanup failed: will try again")
 	env.Ops.Events().Event(ctx, d, ops.Warning, "CleanupFailed", "Cleanup", fmt.Sprintf(
-		"Cleanup attempt %d of %d failed: %s; next attempt after %s", a.attempt, a.of, a.reason, ops.FormatTime(a.retryAfter)))
+		"Cleanup attempt %d of %d failed: %s; next attempt after %s", a.attempt, a.of, a.reason, model.FormatTime(a.retryAfter)))
 	return nil
 }
 
@@ -206,7 +205,7 @@ type evict struct {
 }
 
 func (a *evict) String() string {
-	return fmt.Sprintf("undeploy %s, last scaled %s: %s", describe(a.b), a.b.LastScaled.UTC().Format(time.RFC3339), a.why)
+	return fmt.Sprintf("undeploy %s, last scaled %s: %s", describe(a.b), model.FormatTime(a.b.LastScaled), a.why)
 }
 
 func (a *evict) Apply(ctx context.Context, env *runner.Env) error {
@@ -229,7 +228,7 @@ func (a *deleteOrphans) String() string {
 func (a *deleteOrphans) Apply(ctx context.Context, env *runner.Env) error {
 	log := logging.From(ctx).With().Str("build", a.build).Logger()
 	found, err := env.Metadata.Resource(deploymentsResource).Namespace(env.Namespace()).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{build.LabelBuild: a.build}.String(),
+		LabelSelector: labels.Set{model.LabelBuild: a.build}.String(),
 		Limit:         1,
 	})
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/quota"
 )
 
@@ -68,7 +68,7 @@ func Plan(in Input, s Settings, now time.Time) runner.Plan {
 		}
 	}
 	for _, b := range in.Builds {
-		if b.Status != build.StatusUndeploying || !slices.Contains(b.Deployment.Finalizers, build.Finalizer) {
+		if b.Status != model.StatusUndeploying || !slices.Contains(b.Deployment.Finalizers, model.Finalizer) {
 			continue
 		}
 		if a, wake := planCleanup(b, in.Jobs[b.Name], s, now); a != nil {
@@ -95,12 +95,12 @@ func planCleanup(b *runner.Build, jobs []batchv1.Job, s Settings, now time.Time)
 	)
 	for i := range jobs {
 		j := &jobs[i]
-		switch build.JobKind(j.Labels[build.LabelJobKind]) {
-		case build.JobInitialize:
+		switch model.JobKind(j.Labels[model.LabelJobKind]) {
+		case model.JobInitialize:
 			if j.DeletionTimestamp == nil {
 				initRunning = true
 			}
-		case build.JobCleanup:
+		case model.JobCleanup:
 			if j.DeletionTimestamp != nil {
 				deleting = true
 				continue
@@ -128,7 +128,7 @@ func planCleanup(b *runner.Build, jobs []batchv1.Job, s Settings, now time.Time)
 		return &finish{b: b, why: "cleanup Job succeeded"}, time.Time{}
 	case cleanupFailed:
 		attempt := attemptOf(cleanup, attempts+1)
-		if attempt <= attempts && b.Deployment.Annotations[build.AnnotationCleanupFailure] != "" && attempt >= s.Jobs.CleanupAttempts {
+		if attempt <= attempts && b.Deployment.Annotations[model.AnnotationCleanupFailure] != "" && attempt >= s.Jobs.CleanupAttempts {
 			return nil, time.Time{} // given up, recorded
 		}
 		return &recordCleanupFailure{
@@ -173,7 +173,7 @@ func cleanupOutcome(j *batchv1.Job) (cleanupKind, string) {
 
 // attemptsOf is the count of failed cleanup attempts of b.
 func attemptsOf(b *runner.Build) int {
-	n, err := strconv.Atoi(b.Deployment.Annotations[build.AnnotationCleanupAttempts])
+	n, err := strconv.Atoi(b.Deployment.Annotations[model.AnnotationCleanupAttempts])
 	if err != nil || n < 0 {
 		return 0
 	}
@@ -182,7 +182,7 @@ func attemptsOf(b *runner.Build) int {
 
 // attemptOf is the attempt number of a cleanup Job, def when it has none.
 func attemptOf(j *batchv1.Job, def int) int {
-	n, err := strconv.Atoi(j.Annotations[build.AnnotationAttempt])
+	n, err := strconv.Atoi(j.Annotations[model.AnnotationAttempt])
 	if err != nil || n < 1 {
 		return def
 	}
@@ -191,7 +191,7 @@ func attemptOf(j *batchv1.Job, def int) int {
 
 // retryAfter is when the next cleanup attempt of b may start.
 func retryAfter(b *runner.Build) time.Time {
-	t, err := time.Parse(time.RFC3339, b.Deployment.Annotations[build.AnnotationCleanupRetryAfter])
+	t, err := model.ParseTime(b.Deployment.Annotations[model.AnnotationCleanupRetryAfter])
 	if err != nil {
 		return time.Time{}
 	}
@@ -216,7 +216,7 @@ func planEvictions(builds []*runner.Build, q config.Quotas) []runner.Action {
 	newest := map[branch]*runner.Build{}
 	deployed := 0
 	for _, b := range builds {
-		if b.Status == build.StatusUndeploying {
+		if b.Status == model.StatusUndeploying {
 			continue
 		}
 		deployed++
@@ -237,7 +237,7 @@ func planEvictions(builds []*runner.Build, q config.Quotas) []runner.Action {
 	var candidates []*runner.Build
 	for _, b := range builds {
 		switch b.Status {
-		case build.StatusStopped, build.StatusStopping, build.StatusFailed:
+		case model.StatusStopped, model.StatusStopping, model.StatusFailed:
 		default:
 			continue
 		}
@@ -266,7 +266,7 @@ func planOrphans(in Input, grace time.Duration, now time.Time) []runner.Action {
 	byBuild := map[string][]Object{}
 	var names []string
 	for _, o := range in.Objects {
-		name := o.Labels[build.LabelBuild]
+		name := o.Labels[model.LabelBuild]
 		if name == "" || exists[name] || o.DeletionTimestamp != nil || now.Sub(o.CreationTimestamp.Time) < grace {
 			continue
 		}

@@ -12,10 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/config"
-	jt "runboat.dev/shared/jobs/jobstest"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
+	jt "runboat.dev/shared/testenv/jobstest"
 )
 
 var settings = Settings{
@@ -74,9 +74,9 @@ func TestPlanEvictions(t *testing.T) {
 		jt.Spec{N: 3, LastScaled: at(1)},                          // main, stopped
 		jt.Spec{N: 4, Branch: "16.0", LastScaled: at(2)},          // the only build of 16.0: kept
 		jt.Spec{N: 5, PR: 7, LastScaled: at(3)},                   // the only build of a PR: a candidate
-		jt.Spec{N: 6, Init: build.InitFailed, LastScaled: at(50)}, // main, failed
+		jt.Spec{N: 6, Init: model.InitFailed, LastScaled: at(50)}, // main, failed
 		jt.Spec{N: 7, Replicas: 1, Ready: 1, LastScaled: at(0)},   // main, started: not a candidate
-		jt.Spec{N: 8, Init: build.InitTodo, LastScaled: at(0)},    // main, the newest, initializing: kept
+		jt.Spec{N: 8, Init: model.InitTodo, LastScaled: at(0)},    // main, the newest, initializing: kept
 		jt.Spec{N: 9, Deleting: true, LastScaled: at(0)},          // undeploying: not counted
 	)
 	// Deployed: 8 (9 is being undeployed), quota 3: 5 to undeploy, the
@@ -130,19 +130,19 @@ func TestPlanCleanup(t *testing.T) {
 	in := func(jobs ...batchv1.Job) Input {
 		return Input{Builds: []*runner.Build{b}, Jobs: map[string][]batchv1.Job{b.Name: jobs}}
 	}
-	initJob := jt.Job(b, build.JobInitialize, at(0), jt.Running, "")
+	initJob := jt.Job(b, model.JobInitialize, at(0), jt.Running, "")
 	check(t, Plan(in(), settings, now), fmt.Sprintf("cleanup %s 1/3", b.Name))
 	check(t, Plan(in(initJob), settings, now), fmt.Sprintf("cleanup %s 1/3 kill-init", b.Name))
 
-	cleanup := jt.Job(b, build.JobCleanup, at(90), jt.Running, "")
-	cleanup.Annotations = map[string]string{build.AnnotationAttempt: "1"}
+	cleanup := jt.Job(b, model.JobCleanup, at(90), jt.Running, "")
+	cleanup.Annotations = map[string]string{model.AnnotationAttempt: "1"}
 	// Running, the build scaled down and its init Job gone: wait.
 	stopped := undeploying(jt.Spec{N: 1})
 	check(t, Plan(Input{Builds: []*runner.Build{stopped}, Jobs: map[string][]batchv1.Job{stopped.Name: {cleanup}}}, settings, now))
 	// Running, but a run stopped before scaling down: finish starting it.
 	check(t, Plan(in(cleanup), settings, now), fmt.Sprintf("cleanup %s 1/3 running", b.Name))
 
-	cleanup.Status = jt.Job(b, build.JobCleanup, at(90), jt.Complete, "").Status
+	cleanup.Status = jt.Job(b, model.JobCleanup, at(90), jt.Complete, "").Status
 	check(t, Plan(in(cleanup, initJob), settings, now), "finish "+b.Name)
 
 	// No finalizer: nothing to do.
@@ -156,8 +156,8 @@ func TestPlanCleanupFailures(t *testing.T) {
 		return undeploying(jt.Spec{N: 1, Annotations: ann})
 	}
 	failedJob := func(b *runner.Build, attempt string) batchv1.Job {
-		j := jt.Job(b, build.JobCleanup, at(90), jt.Failed, "BackoffLimitExceeded")
-		j.Annotations = map[string]string{build.AnnotationAttempt: attempt}
+		j := jt.Job(b, model.JobCleanup, at(90), jt.Failed, "BackoffLimitExceeded")
+		j.Annotations = map[string]string{model.AnnotationAttempt: attempt}
 		return j
 	}
 	in := func(b *runner.Build, jobs ...batchv1.Job) Input {
@@ -172,7 +172,7 @@ func TestPlanCleanupFailures(t *testing.T) {
 	}
 
 	// Recorded, the Job deleted: wait for the backoff, then attempt 2.
-	b = withAnn(map[string]string{build.AnnotationCleanupAttempts: "1", build.AnnotationCleanupRetryAfter: at(101).Format(time.RFC3339)})
+	b = withAnn(map[string]string{model.AnnotationCleanupAttempts: "1", model.AnnotationCleanupRetryAfter: at(101).Format(time.RFC3339)})
 	p = Plan(in(b), settings, now)
 	check(t, p)
 	if !p.Wake.Equal(at(101)) {
@@ -181,18 +181,18 @@ func TestPlanCleanupFailures(t *testing.T) {
 	check(t, Plan(in(b), settings, at(101)), fmt.Sprintf("cleanup %s 2/3", b.Name))
 
 	// The second failure waits twice as long.
-	b = withAnn(map[string]string{build.AnnotationCleanupAttempts: "1"})
+	b = withAnn(map[string]string{model.AnnotationCleanupAttempts: "1"})
 	check(t, Plan(in(b, failedJob(b, "2")), settings, now), fmt.Sprintf("failed %s 2/3 retry 1h42m0s", b.Name))
 
 	// The last attempt fails: given up, once.
-	b = withAnn(map[string]string{build.AnnotationCleanupAttempts: "2"})
+	b = withAnn(map[string]string{model.AnnotationCleanupAttempts: "2"})
 	check(t, Plan(in(b, failedJob(b, "3")), settings, now), fmt.Sprintf("failed %s 3/3 final", b.Name))
-	b = withAnn(map[string]string{build.AnnotationCleanupAttempts: "3", build.AnnotationCleanupFailure: "BackoffLimitExceeded"})
+	b = withAnn(map[string]string{model.AnnotationCleanupAttempts: "3", model.AnnotationCleanupFailure: "BackoffLimitExceeded"})
 	check(t, Plan(in(b, failedJob(b, "3")), settings, now))
 	check(t, Plan(in(b), settings, now))
 
 	// A failed Job being deleted: wait for it to go.
-	b = withAnn(map[string]string{build.AnnotationCleanupAttempts: "1"})
+	b = withAnn(map[string]string{model.AnnotationCleanupAttempts: "1"})
 	j := failedJob(b, "1")
 	j.DeletionTimestamp = ptr.To(metav1.NewTime(now))
 	check(t, Plan(in(b, j), settings, now))
@@ -222,7 +222,7 @@ func TestPlanOrphans(t *testing.T) {
 	obj := func(name, buildName string, created time.Time, deleting bool) Object {
 		o := Object{Resource: cm}
 		o.Name = name
-		o.Labels = map[string]string{build.LabelBuild: buildName}
+		o.Labels = map[string]string{model.LabelBuild: buildName}
 		o.CreationTimestamp = metav1.NewTime(created)
 		if deleting {
 			o.DeletionTimestamp = ptr.To(metav1.NewTime(created))

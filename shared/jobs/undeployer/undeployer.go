@@ -18,8 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
 )
 
 // Name is the job's name.
@@ -66,7 +66,7 @@ func Read(ctx context.Context, env *runner.Env, builds *runner.Builds) (Input, e
 	var undeploying []*runner.Build
 	if !env.Config.NoCleanupJob {
 		for _, b := range builds.All {
-			if b.Status == build.StatusUndeploying && slices.Contains(b.Deployment.Finalizers, build.Finalizer) {
+			if b.Status == model.StatusUndeploying && slices.Contains(b.Deployment.Finalizers, model.Finalizer) {
 				undeploying = append(undeploying, b)
 			}
 		}
@@ -82,7 +82,7 @@ func Read(ctx context.Context, env *runner.Env, builds *runner.Builds) (Input, e
 		wg.Go(func() {
 			defer func() { <-sem }()
 			list, err := env.Client.BatchV1().Jobs(env.Namespace()).List(ctx, metav1.ListOptions{
-				LabelSelector: labels.Set{build.LabelBuild: b.Name}.String(),
+				LabelSelector: labels.Set{model.LabelBuild: b.Name}.String(),
 			})
 			if err != nil {
 				errs[i] = fmt.Errorf("failed to list the Jobs of build %s: %w", b.Name, err)

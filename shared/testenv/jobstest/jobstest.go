@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/model"
 )
 
 // T0 is the reference time of the tests.
@@ -28,7 +28,7 @@ type Spec struct {
 	Repo   string // default acme/app
 	Branch string // default main
 	PR     int
-	Init   build.InitStatus // default succeeded
+	Init   model.InitStatus // default succeeded
 	// Replicas, Ready are spec.replicas and available replicas.
 	Replicas, Ready int32
 	// LastScaled defaults to the creation time.
@@ -47,22 +47,22 @@ func Build(s Spec) *runner.Build {
 		s.Branch = "main"
 	}
 	if s.Init == "" {
-		s.Init = build.InitSucceeded
+		s.Init = model.InitSucceeded
 	}
-	ref, err := build.NewRef(s.Repo, s.Branch, s.PR, fmt.Sprintf("%040x", s.N))
+	ref, err := model.NewRef(s.Repo, s.Branch, s.PR, fmt.Sprintf("%040x", s.N))
 	if err != nil {
 		panic(err)
 	}
 	created := T0.Add(time.Duration(s.N) * time.Minute)
 	ann := map[string]string{
-		build.AnnotationRepo:         ref.Repo,
-		build.AnnotationTargetBranch: ref.TargetBranch,
-		build.AnnotationPR:           ref.PRString(),
-		build.AnnotationCommit:       ref.Commit,
-		build.AnnotationInitStatus:   string(s.Init),
+		model.AnnotationRepo:         ref.Repo,
+		model.AnnotationTargetBranch: ref.TargetBranch,
+		model.AnnotationPR:           ref.PRString(),
+		model.AnnotationCommit:       ref.Commit,
+		model.AnnotationInitStatus:   string(s.Init),
 	}
 	if !s.LastScaled.IsZero() {
-		ann[build.AnnotationLastScaled] = s.LastScaled.UTC().Format(time.RFC3339)
+		ann[model.AnnotationLastScaled] = model.FormatTime(s.LastScaled)
 	}
 	for k, v := range s.Annotations {
 		ann[k] = v
@@ -75,12 +75,12 @@ func Build(s Spec) *runner.Build {
 			ResourceVersion:   strconv.Itoa(100 + s.N),
 			CreationTimestamp: metav1.NewTime(created),
 			Labels: map[string]string{
-				build.LabelBuild:  ref.Name(),
-				build.LabelCommit: ref.Commit,
-				build.LabelTarget: ref.TargetKey(),
+				model.LabelBuild:  ref.Name(),
+				model.LabelCommit: ref.Commit,
+				model.LabelTarget: ref.TargetKey(),
 			},
 			Annotations: ann,
-			Finalizers:  []string{build.Finalizer},
+			Finalizers:  []string{model.Finalizer},
 		},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(s.Replicas)},
 		Status: appsv1.DeploymentStatus{
@@ -91,7 +91,7 @@ func Build(s Spec) *runner.Build {
 	if s.Deleting {
 		d.DeletionTimestamp = ptr.To(metav1.NewTime(created.Add(time.Hour)))
 	}
-	b, err := build.FromDeployment(d)
+	b, err := model.FromDeployment(d)
 	if err != nil {
 		panic(err)
 	}
@@ -118,14 +118,14 @@ const (
 )
 
 // Job returns a Job of kind of build b, created at created, in state.
-func Job(b *runner.Build, kind build.JobKind, created time.Time, state JobState, reason string) batchv1.Job {
+func Job(b *runner.Build, kind model.JobKind, created time.Time, state JobState, reason string) batchv1.Job {
 	j := batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              b.Name + "-" + string(kind),
 			Namespace:         "builds",
 			UID:               types.UID(b.Name + "-" + string(kind) + "-" + created.Format("150405")),
 			CreationTimestamp: metav1.NewTime(created),
-			Labels:            map[string]string{build.LabelBuild: b.Name, build.LabelJobKind: string(kind)},
+			Labels:            map[string]string{model.LabelBuild: b.Name, model.LabelJobKind: string(kind)},
 		},
 	}
 	switch state {

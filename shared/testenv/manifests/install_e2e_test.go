@@ -25,8 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/e2e"
-	"runboat.dev/shared/manifests"
+	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // TestE2EInstallAndManualRun installs the manifests on the local control

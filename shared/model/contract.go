@@ -1,6 +1,8 @@
 // Package build is the build model: a build's identity, the keys it carries
 // on the cluster, and its status as derived from its Deployment.
-package build
+package model
+
+import "time"
 
 // Keys of the contract on the cluster. They are the Python runboat's, so a
 // namespace it manages can be taken over as it is; the keys this project adds
@@ -44,6 +46,11 @@ const (
 	// Added by this project.
 	AnnotationAttempt = "runboat/attempt"
 
+	// AnnotationLastReset is on a build's Deployment: when the build was
+	// last reset through the console. Added by this project; absent means
+	// never.
+	AnnotationLastReset = "runboat/last-reset"
+
 	// InitLogKey is the key, in the init log ConfigMap of a build (see
 	// InitLogName), of the end of the log of its failed init Job.
 	InitLogKey = "log"
@@ -81,4 +88,20 @@ const (
 // Added by this project.
 func InitLogName(buildName string) string {
 	return buildName + "-init-log"
+}
+
+// TimeLayout is the layout of every time annotation of the contract
+// (runboat/last-scaled, runboat/last-reset, runboat/cleanup-retry-after):
+// RFC 3339, as the Python runboat writes them.
+const TimeLayout = time.RFC3339
+
+// FormatTime formats t as the contract's time annotations hold it: RFC 3339,
+// in UTC, to the second.
+func FormatTime(t time.Time) string {
+	return t.UTC().Truncate(time.Second).Format(TimeLayout)
+}
+
+// ParseTime parses a time annotation of the contract.
+func ParseTime(s string) (time.Time, error) {
+	return time.Parse(TimeLayout, s)
 }

@@ -17,8 +17,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/e2e"
 	"runboat.dev/shared/kube"
+	"runboat.dev/shared/testenv/e2e"
 )
 
 // TestSecretData is the content of the Secret runboat-secrets that Install

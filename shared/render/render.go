@@ -8,7 +8,7 @@
 // No value of a build is ever pasted into YAML text: the overlay and the
 // objects it adds are data structures marshalled to JSON, so that a branch
 // named `x"\n  evil: true` ends up as an inert string.
-package kubefiles
+package render
 
 import (
 	"errors"
@@ -17,7 +17,6 @@ import (
 	"maps"
 	"path"
 	"slices"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,8 +28,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
 
-	"runboat.dev/shared/build"
 	"runboat.dev/shared/kustomize"
+	"runboat.dev/shared/model"
 )
 
 // Names the kubefiles refer to. The objects are named before the build name
@@ -291,10 +290,10 @@ func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) (*types.Ku
 		NamePrefix: vars.Name + "-",
 		Labels: []types.Label{
 			// Selectors and templates included, as runboat's commonLabels.
-			{Pairs: map[string]string{build.LabelBuild: vars.Name}, IncludeSelectors: true},
+			{Pairs: map[string]string{model.LabelBuild: vars.Name}, IncludeSelectors: true},
 			// Not in selectors, which are immutable.
 			{
-				Pairs:            map[string]string{build.LabelCommit: vars.Commit, build.LabelTarget: vars.Target},
+				Pairs:            map[string]string{model.LabelCommit: vars.Commit, model.LabelTarget: vars.Target},
 				IncludeTemplates: true,
 			},
 		},
@@ -340,14 +339,14 @@ func deploymentPatch(vars Vars) (types.Patch, error) {
 			// The name is ignored: the target selects the Deployments.
 			"name": "runboat-deployment",
 			"annotations": map[string]string{
-				build.AnnotationRepo:         vars.Repo,
-				build.AnnotationTargetBranch: vars.TargetBranch,
-				build.AnnotationPR:           vars.PR,
-				build.AnnotationCommit:       vars.Commit,
-				build.AnnotationInitStatus:   string(vars.InitStatus),
-				build.AnnotationLastScaled:   vars.LastScaled.UTC().Format(time.RFC3339),
+				model.AnnotationRepo:         vars.Repo,
+				model.AnnotationTargetBranch: vars.TargetBranch,
+				model.AnnotationPR:           vars.PR,
+				model.AnnotationCommit:       vars.Commit,
+				model.AnnotationInitStatus:   string(vars.InitStatus),
+				model.AnnotationLastScaled:   model.FormatTime(vars.LastScaled),
 			},
-			"finalizers": []string{build.Finalizer},
+			"finalizers": []string{model.Finalizer},
 		},
 		"spec": map[string]any{"replicas": 0},
 	}
@@ -362,8 +361,8 @@ func deploymentPatch(vars Vars) (types.Patch, error) {
 }
 
 // jobKindPatch labels the Jobs and their pod templates with their kind.
-func jobKindPatch(kind build.JobKind) (types.Patch, error) {
-	labels := map[string]string{build.LabelJobKind: string(kind)}
+func jobKindPatch(kind model.JobKind) (types.Patch, error) {
+	labels := map[string]string{model.LabelJobKind: string(kind)}
 	patch := map[string]any{
 		"apiVersion": "batch/v1",
 		"kind":       "Job",

@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"runboat.dev/shared/localcluster"
+	"runboat.dev/shared/testenv/localcluster"
 )
 
 // Env is what a test gets: a client of the local cluster, as its admin, and a

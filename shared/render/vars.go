@@ -1,4 +1,4 @@
-package kubefiles
+package render
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // Mode is a kubefiles mode: the set of objects applied at one step of a
@@ -48,12 +48,12 @@ func (m Mode) Optional() bool {
 
 // jobKind is the runboat/job-kind of the Job of the mode, empty for the
 // modes that have none.
-func (m Mode) jobKind() build.JobKind {
+func (m Mode) jobKind() model.JobKind {
 	switch m {
 	case ModeInitialize:
-		return build.JobInitialize
+		return model.JobInitialize
 	case ModeCleanup:
-		return build.JobCleanup
+		return model.JobCleanup
 	}
 	return ""
 }
@@ -89,7 +89,7 @@ type Vars struct {
 	// Name is the build name, a DNS label; every object is prefixed with
 	// "<Name>-" and labelled runboat/build=<Name>.
 	Name string
-	// Slug is the host name label of the build (build.Ref.Slug).
+	// Slug is the host name label of the build (model.Ref.Slug).
 	Slug string
 	// Namespace is the namespace of the builds.
 	Namespace string
@@ -108,7 +108,7 @@ type Vars struct {
 	// Commit is the full sha of the built commit.
 	Commit string
 	// Target is the value of the runboat/target label: what the build is
-	// for, a branch or a pull request (build.Ref.TargetKey).
+	// for, a branch or a pull request (model.Ref.TargetKey).
 	Target string
 
 	// Env is the content of the env ConfigMap (EnvConfigMap): BUILD_ENV,
@@ -125,7 +125,7 @@ type Vars struct {
 
 	// InitStatus is the initial runboat/init-status of the Deployment.
 	// Deployment mode only.
-	InitStatus build.InitStatus
+	InitStatus model.InitStatus
 	// LastScaled is the initial runboat/last-scaled of the Deployment.
 	// Deployment mode only.
 	LastScaled time.Time
@@ -134,7 +134,7 @@ type Vars struct {
 // NewVars returns the Vars of a build identified by ref, with an init status
 // of todo. The caller sets the namespace, domain, image, env, template vars
 // and last-scaled time.
-func NewVars(ref build.Ref) Vars {
+func NewVars(ref model.Ref) Vars {
 	return Vars{
 		Name:         ref.Name(),
 		Slug:         ref.Slug(),
@@ -143,7 +143,7 @@ func NewVars(ref build.Ref) Vars {
 		PR:           ref.PRString(),
 		Commit:       ref.Commit,
 		Target:       ref.TargetKey(),
-		InitStatus:   build.InitTodo,
+		InitStatus:   model.InitTodo,
 	}
 }
 
@@ -214,7 +214,7 @@ func (v Vars) validate(mode Mode) error {
 	errs = append(errs, validateMap("template var", v.TemplateVars)...)
 	if mode == ModeDeployment {
 		switch v.InitStatus {
-		case build.InitTodo, build.InitStarted, build.InitSucceeded, build.InitFailed:
+		case model.InitTodo, model.InitStarted, model.InitSucceeded, model.InitFailed:
 		default:
 			add("init status", fmt.Sprintf("%q is not a known init status", v.InitStatus))
 		}

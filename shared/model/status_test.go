@@ -1,4 +1,4 @@
-package build
+package model
 
 import (
 	"strings"

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
-	"runboat.dev/shared/e2e"
+	"runboat.dev/shared/testenv/e2e"
 )
 
 // These tests prove that the local control plane runs the real controllers

@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"runboat.dev/shared/localcluster"
+	"runboat.dev/shared/testenv/localcluster"
 )
 
 const usage = "usage: localcluster up|down|status|env"

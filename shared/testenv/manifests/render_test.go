@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"runboat.dev/shared/config"
-	"runboat.dev/shared/manifests"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // rendered holds the objects of a render, typed.

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"runboat.dev/shared/config"
-	"runboat.dev/shared/manifests"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // The README's example overlay: YAML blocks whose first line names the file

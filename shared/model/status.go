@@ -1,4 +1,4 @@
-package build
+package model
 
 import (
 	"errors"
@@ -144,7 +144,7 @@ func FromDeployment(d *appsv1.Deployment) (Build, error) {
 	created := d.CreationTimestamp.Time
 	lastScaled := created
 	if s := d.Annotations[AnnotationLastScaled]; s != "" {
-		t, err := time.Parse(time.RFC3339, s)
+		t, err := ParseTime(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("invalid annotation %s %q: want an RFC 3339 time", AnnotationLastScaled, s))
 		} else {

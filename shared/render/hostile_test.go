@@ -1,4 +1,4 @@
-package kubefiles
+package render
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // hostileParts are pieces of text that would change the meaning of YAML, of
@@ -46,9 +46,9 @@ func TestRenderHostile(t *testing.T) {
 	if len(branch) != 250 || !utf8.ValidString(branch) {
 		t.Fatalf("bad test branch: %d bytes", len(branch))
 	}
-	ref, err := build.NewRef("oca/mis-builder", branch, 7, "fedcba9876543210fedcba9876543210fedcba98")
+	ref, err := model.NewRef("oca/mis-builder", branch, 7, "fedcba9876543210fedcba9876543210fedcba98")
 	if err != nil {
-		t.Fatalf("hostile branch refused by build.NewRef: %v", err)
+		t.Fatalf("hostile branch refused by model.NewRef: %v", err)
 	}
 
 	for _, name := range defaultKubefilesNames {

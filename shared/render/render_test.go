@@ -1,4 +1,4 @@
-package kubefiles
+package render
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of rendered kubefiles")
@@ -46,7 +46,7 @@ func defaultKubefiles(t *testing.T, name string) fs.FS {
 // testVars are the variables of a pull request build.
 func testVars(t *testing.T) Vars {
 	t.Helper()
-	ref, err := build.NewRef("OCA/mis-builder", "16.0", 42, "0123456789abcdef0123456789abcdef01234567")
+	ref, err := model.NewRef("OCA/mis-builder", "16.0", 42, "0123456789abcdef0123456789abcdef01234567")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,37 +175,37 @@ func checkContract(t *testing.T, objs []*unstructured.Unstructured, mode Mode, v
 		if !strings.HasPrefix(o.GetName(), vars.Name+"-") {
 			t.Errorf("%s %s: no build name prefix", o.GetKind(), o.GetName())
 		}
-		if got := o.GetLabels()[build.LabelBuild]; got != vars.Name {
+		if got := o.GetLabels()[model.LabelBuild]; got != vars.Name {
 			t.Errorf("%s %s: build label %q", o.GetKind(), o.GetName(), got)
 		}
-		if got := o.GetLabels()[build.LabelCommit]; got != vars.Commit {
+		if got := o.GetLabels()[model.LabelCommit]; got != vars.Commit {
 			t.Errorf("%s %s: commit label %q", o.GetKind(), o.GetName(), got)
 		}
-		if got := o.GetLabels()[build.LabelTarget]; got != vars.Target || got == "" {
+		if got := o.GetLabels()[model.LabelTarget]; got != vars.Target || got == "" {
 			t.Errorf("%s %s: target label %q, want %q", o.GetKind(), o.GetName(), got, vars.Target)
 		}
 		if tmpl := podTemplateLabels(t, o); tmpl != nil {
-			for k, v := range map[string]string{build.LabelBuild: vars.Name, build.LabelCommit: vars.Commit, build.LabelTarget: vars.Target} {
+			for k, v := range map[string]string{model.LabelBuild: vars.Name, model.LabelCommit: vars.Commit, model.LabelTarget: vars.Target} {
 				if tmpl[k] != v {
 					t.Errorf("%s %s: pod template label %s=%q, want %q", o.GetKind(), o.GetName(), k, tmpl[k], v)
 				}
 			}
 		}
-		if sel, found, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels"); found && sel[build.LabelBuild] != vars.Name {
-			t.Errorf("%s %s: selector build label %q", o.GetKind(), o.GetName(), sel[build.LabelBuild])
+		if sel, found, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels"); found && sel[model.LabelBuild] != vars.Name {
+			t.Errorf("%s %s: selector build label %q", o.GetKind(), o.GetName(), sel[model.LabelBuild])
 		}
-		if sel, found, _ := unstructured.NestedStringMap(o.Object, "spec", "selector"); found && o.GetKind() == "Service" && sel[build.LabelBuild] != vars.Name {
-			t.Errorf("Service %s: selector build label %q", o.GetName(), sel[build.LabelBuild])
+		if sel, found, _ := unstructured.NestedStringMap(o.Object, "spec", "selector"); found && o.GetKind() == "Service" && sel[model.LabelBuild] != vars.Name {
+			t.Errorf("Service %s: selector build label %q", o.GetName(), sel[model.LabelBuild])
 		}
 		if o.GetKind() == "Job" {
 			kind := string(mode.jobKind())
-			if got := o.GetLabels()[build.LabelJobKind]; got != kind {
+			if got := o.GetLabels()[model.LabelJobKind]; got != kind {
 				t.Errorf("Job %s: job-kind label %q, want %q", o.GetName(), got, kind)
 			}
-			if got := podTemplateLabels(t, o)[build.LabelJobKind]; got != kind {
+			if got := podTemplateLabels(t, o)[model.LabelJobKind]; got != kind {
 				t.Errorf("Job %s: pod template job-kind label %q, want %q", o.GetName(), got, kind)
 			}
-		} else if _, ok := o.GetLabels()[build.LabelJobKind]; ok {
+		} else if _, ok := o.GetLabels()[model.LabelJobKind]; ok {
 			t.Errorf("%s %s: unexpected job-kind label", o.GetKind(), o.GetName())
 		}
 		if o.GetKind() != "Deployment" && len(o.GetFinalizers()) > 0 {
@@ -253,12 +253,12 @@ func podTemplateLabels(t *testing.T, o *unstructured.Unstructured) map[string]st
 func checkDeployment(t *testing.T, d *unstructured.Unstructured, vars Vars) {
 	t.Helper()
 	want := map[string]string{
-		build.AnnotationRepo:         vars.Repo,
-		build.AnnotationTargetBranch: vars.TargetBranch,
-		build.AnnotationPR:           vars.PR,
-		build.AnnotationCommit:       vars.Commit,
-		build.AnnotationInitStatus:   string(vars.InitStatus),
-		build.AnnotationLastScaled:   vars.LastScaled.UTC().Format(time.RFC3339),
+		model.AnnotationRepo:         vars.Repo,
+		model.AnnotationTargetBranch: vars.TargetBranch,
+		model.AnnotationPR:           vars.PR,
+		model.AnnotationCommit:       vars.Commit,
+		model.AnnotationInitStatus:   string(vars.InitStatus),
+		model.AnnotationLastScaled:   vars.LastScaled.UTC().Format(time.RFC3339),
 	}
 	got := d.GetAnnotations()
 	for k, v := range want {
@@ -267,18 +267,18 @@ func checkDeployment(t *testing.T, d *unstructured.Unstructured, vars Vars) {
 			t.Errorf("Deployment annotation %s = %q (present %v), want %q", k, gv, ok, v)
 		}
 	}
-	if _, err := time.Parse(time.RFC3339, got[build.AnnotationLastScaled]); err != nil {
+	if _, err := time.Parse(time.RFC3339, got[model.AnnotationLastScaled]); err != nil {
 		t.Errorf("last-scaled is not RFC 3339: %v", err)
 	}
 	replicas, found, err := unstructured.NestedInt64(d.Object, "spec", "replicas")
 	if err != nil || !found || replicas != 0 {
 		t.Errorf("Deployment replicas %d (found %v, %v), want 0", replicas, found, err)
 	}
-	if f := d.GetFinalizers(); len(f) != 1 || f[0] != build.Finalizer {
-		t.Errorf("Deployment finalizers %v, want [%s]", f, build.Finalizer)
+	if f := d.GetFinalizers(); len(f) != 1 || f[0] != model.Finalizer {
+		t.Errorf("Deployment finalizers %v, want [%s]", f, model.Finalizer)
 	}
-	if d.GetLabels()[build.LabelCommit] != vars.Commit {
-		t.Errorf("Deployment commit label %q", d.GetLabels()[build.LabelCommit])
+	if d.GetLabels()[model.LabelCommit] != vars.Commit {
+		t.Errorf("Deployment commit label %q", d.GetLabels()[model.LabelCommit])
 	}
 }
 
@@ -812,7 +812,7 @@ func TestRenderInvalidVars(t *testing.T) {
 
 func TestRenderBranchBuild(t *testing.T) {
 	fsys := defaultKubefiles(t, "demo")
-	ref, err := build.NewRef("oca/mis-builder", "16.0", 0, "0123456789abcdef0123456789abcdef01234567")
+	ref, err := model.NewRef("oca/mis-builder", "16.0", 0, "0123456789abcdef0123456789abcdef01234567")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -820,7 +820,7 @@ func TestRenderBranchBuild(t *testing.T) {
 	vars.Name, vars.Slug, vars.PR, vars.Target = ref.Name(), ref.Slug(), ref.PRString(), ref.TargetKey()
 	objs := mustRender(t, fsys, ModeDeployment, vars)
 	d := objs[len(objs)-1]
-	pr, ok := d.GetAnnotations()[build.AnnotationPR]
+	pr, ok := d.GetAnnotations()[model.AnnotationPR]
 	if !ok || pr != "" {
 		t.Errorf("runboat/pr = %q (present %v), want present and empty", pr, ok)
 	}
@@ -910,20 +910,20 @@ spec:
 		"deployment/deployment.yaml":    {Data: []byte(deployment)},
 	}
 	vars := testVars(t)
-	vars.InitStatus = build.InitFailed
+	vars.InitStatus = model.InitFailed
 	objs := mustRender(t, fsys, ModeDeployment, vars)
 	d := find(t, objs, "Deployment", vars.Name+"-app")
 	if d.GetNamespace() != vars.Namespace {
 		t.Errorf("namespace %q, want %q", d.GetNamespace(), vars.Namespace)
 	}
-	for k, v := range map[string]string{build.LabelBuild: vars.Name, build.LabelCommit: vars.Commit} {
+	for k, v := range map[string]string{model.LabelBuild: vars.Name, model.LabelCommit: vars.Commit} {
 		if got := d.GetLabels()[k]; got != v {
 			t.Errorf("label %s=%q, want %q", k, got, v)
 		}
 	}
 	for k, v := range map[string]string{
-		build.AnnotationInitStatus: string(build.InitFailed),
-		build.AnnotationRepo:       vars.Repo,
+		model.AnnotationInitStatus: string(model.InitFailed),
+		model.AnnotationRepo:       vars.Repo,
 		"example.org/kept":         "yes",
 	} {
 		if got := d.GetAnnotations()[k]; got != v {
@@ -933,8 +933,8 @@ spec:
 	if replicas, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); replicas != 0 {
 		t.Errorf("replicas %d, want 0", replicas)
 	}
-	if f := d.GetFinalizers(); !slices.Contains(f, build.Finalizer) || !slices.Contains(f, "example.org/kept") {
-		t.Errorf("finalizers %v, want %s added to the kubefiles' own", f, build.Finalizer)
+	if f := d.GetFinalizers(); !slices.Contains(f, model.Finalizer) || !slices.Contains(f, "example.org/kept") {
+		t.Errorf("finalizers %v, want %s added to the kubefiles' own", f, model.Finalizer)
 	}
 	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
 	if got := containers[0].(map[string]any)["image"]; got != vars.Image {

@@ -1,4 +1,4 @@
-package kubefiles
+package render
 
 import (
 	"cmp"
@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"runboat.dev/shared/build"
+	"runboat.dev/shared/model"
 )
 
 // checkObjects checks what runboat relies on in the rendered objects of mode,
@@ -36,8 +36,8 @@ func checkObjects(objs []*unstructured.Unstructured, mode Mode, vars Vars) error
 			errs = append(errs, fmt.Errorf("%s: namespace %q, want %q (cluster-scoped objects are not allowed)",
 				id, o.GetNamespace(), vars.Namespace))
 		}
-		if got := o.GetLabels()[build.LabelBuild]; got != vars.Name {
-			errs = append(errs, fmt.Errorf("%s: label %s is %q, want %q", id, build.LabelBuild, got, vars.Name))
+		if got := o.GetLabels()[model.LabelBuild]; got != vars.Name {
+			errs = append(errs, fmt.Errorf("%s: label %s is %q, want %q", id, model.LabelBuild, got, vars.Name))
 		}
 		for _, p := range nameProblems(gk.Kind, o.GetName()) {
 			errs = append(errs, fmt.Errorf("%s: invalid name: %s", id, p))

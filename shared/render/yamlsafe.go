@@ -1,4 +1,4 @@
-package kubefiles
+package render
 
 import (
 	"encoding/json"
