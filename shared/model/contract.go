@@ -1,4 +1,4 @@
-// Package build is the build model: a build's identity, the keys it carries
+// Package model is the build model: a build's identity, the keys it carries
 // on the cluster, and its status as derived from its Deployment.
 package model
 

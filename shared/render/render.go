@@ -1,4 +1,4 @@
-// Package kubefiles renders a build's kubefiles: for one mode (deployment,
+// Package render renders a build's kubefiles: for one mode (deployment,
 // initialize, cleanup, start, stop), it generates in memory a kustomize
 // overlay over the mode's folder that sets everything runboat relies on (the
 // namespace, the name prefix, the build labels, the Deployment's annotations,
