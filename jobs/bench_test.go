@@ -25,6 +25,7 @@ import (
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/testenv/e2e"
 )
@@ -114,7 +115,11 @@ func benchEnv(b *testing.B, cfg runner.Config, admin *rest.Config, job string, c
 	rc := rest.CopyConfig(admin)
 	rc.QPS, rc.Burst = 50, 100 // the jobs' defaults (kube.Config)
 	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { c.next = rt; return c })
-	env, err := runner.NewEnv(cfg, rc, job, runner.EnvOptions{Statuses: github.NoopStatusPoster{}, Out: io.Discard})
+	clients, err := kube.NewClients(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, err := runner.NewEnv(cfg, clients, job, runner.EnvOptions{Statuses: github.NoopStatusPoster{}, Out: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}

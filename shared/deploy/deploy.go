@@ -36,9 +36,9 @@ type Deployer struct {
 	clock    clock.Clock
 }
 
-// New returns a Deployer.
-func New(cfg config.Builds, applier *kube.Applier, meta metadata.Interface, clk clock.Clock) *Deployer {
-	return &Deployer{cfg: cfg, applier: applier, metadata: meta, clock: clk}
+// New returns a Deployer acting with clients.
+func New(cfg config.Builds, clients *kube.Clients, clk clock.Clock) *Deployer {
+	return &Deployer{cfg: cfg, applier: clients.Applier(), metadata: clients.Metadata, clock: clk}
 }
 
 // Deploy makes sure the build of ref exists: it renders the deployment mode
