@@ -25,6 +25,7 @@ import (
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/testenv/e2e"
 )
@@ -78,11 +79,16 @@ func BenchmarkPass(b *testing.B) {
 			b.Run("bare-list", func(b *testing.B) {
 				c := &counter{}
 				env := benchEnv(b, cfg, e.Config, "list", c)
+				list := env.Client.AppsV1().Deployments(env.Namespace()).List
+				opts := metav1.ListOptions{LabelSelector: runner.BuildSelector().String()}
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
 					count := 0
-					if _, err := runner.ListDeployments(context.Background(), env, func(items []appsv1.Deployment) { count += len(items) }); err != nil {
+					if _, _, err := kube.List(context.Background(), list, opts, func(*appsv1.Deployment) (struct{}, bool) {
+						count++
+						return struct{}{}, false
+					}); err != nil {
 						b.Fatal(err)
 					}
 					if count != n {
@@ -114,7 +120,11 @@ func benchEnv(b *testing.B, cfg runner.Config, admin *rest.Config, job string, c
 	rc := rest.CopyConfig(admin)
 	rc.QPS, rc.Burst = 50, 100 // the jobs' defaults (kube.Config)
 	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { c.next = rt; return c })
-	env, err := runner.NewEnv(cfg, rc, job, runner.EnvOptions{Statuses: github.NoopStatusPoster{}, Out: io.Discard})
+	clients, err := kube.NewClients(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, err := runner.NewEnv(cfg, clients, job, runner.EnvOptions{Statuses: github.NoopStatusPoster{}, Out: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -105,10 +105,9 @@ func newHarness(t *testing.T, q config.Quotas, rules ...config.RepoRule) *harnes
 	}
 	h.dyn = clients.Dynamic
 	h.meta = clients.Metadata
-	mapper := ops.NewMapper(clients.Typed.Discovery())
-	h.deployer = deploy.New(h.cfg.Builds, kube.NewApplierWithMapper(clients.Dynamic, mapper), h.meta, clock.RealClock{})
+	h.deployer = deploy.New(h.cfg.Builds, clients, clock.RealClock{})
 	h.console, err = ops.New(ops.Options{
-		Client: clients.Typed, Dynamic: clients.Dynamic, Mapper: mapper, Builds: h.cfg.Builds,
+		Clients: clients, Builds: h.cfg.Builds,
 		Events: ops.NewRecorder(clients.Typed, "console", "e2e", nil),
 	})
 	if err != nil {
@@ -133,7 +132,11 @@ func (h *harness) env(job string, wrap func(http.RoundTripper) http.RoundTripper
 	for _, m := range mods {
 		m(&opts)
 	}
-	env, err := runner.NewEnv(h.cfg, rc, job, opts)
+	clients, err := kube.NewClients(rc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	env, err := runner.NewEnv(h.cfg, clients, job, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

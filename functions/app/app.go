@@ -52,7 +52,8 @@ func (c Console) Validate() error {
 }
 
 // NewHandler returns the function's handler, acting on the cluster of
-// restConfig.
+// restConfig with one set of clients (one discovery cache) for the webhook,
+// the console and the initializer pass.
 func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (http.Handler, error) {
 	clients, err := kube.NewClients(restConfig)
 	if err != nil {
@@ -63,12 +64,12 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 		return nil, err
 	}
 	initEnv, err := runner.NewEnv(runner.Config{Builds: cfg.Builds, Quotas: cfg.Quotas, GitHub: cfg.GitHub, Jobs: cfg.Jobs},
-		restConfig, initializer.Name, runner.EnvOptions{Statuses: poster, Logger: &logger})
+		clients, initializer.Name, runner.EnvOptions{Statuses: poster, Logger: &logger})
 	if err != nil {
 		return nil, err
 	}
 	deployer := &reactingDeployer{
-		Deployer: deploy.New(cfg.Builds, clients.Applier(), clients.Metadata, clock.RealClock{}),
+		Deployer: deploy.New(cfg.Builds, clients, clock.RealClock{}),
 		env:      initEnv,
 	}
 	hook, err := webhook.New(webhook.Options{
@@ -84,8 +85,7 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 		return nil, err
 	}
 	operations, err := ops.New(ops.Options{
-		Client:  clients.Typed,
-		Dynamic: clients.Dynamic,
+		Clients: clients,
 		Builds:  cfg.Builds,
 		Events:  ops.NewRecorder(clients.Typed, "runboat-console", "", clock.RealClock{}),
 	})

@@ -14,6 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 )
 
@@ -455,7 +456,7 @@ func TestAPIReadsTheClusterEachTime(t *testing.T) {
 func TestAPIPaginates(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	n := listPageSize + 3
+	n := kube.PageSize + 3
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range n {

@@ -15,11 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 )
-
-// listPageSize is the page size of the lists of Deployments.
-const listPageSize = 500
 
 // errNoBuild is returned when a build has no Deployment.
 var errNoBuild = fmt.Errorf("no such build: %w", ErrNotFound)
@@ -46,21 +44,20 @@ func buildOf(d *appsv1.Deployment) (buildInfo, error) {
 	return info, nil
 }
 
-// listDeployments lists the Deployments of every build, page by page.
+// listDeployments lists the Deployments of every build.
 func (h *Handler) listDeployments(ctx context.Context) ([]appsv1.Deployment, error) {
-	var out []appsv1.Deployment
-	opts := metav1.ListOptions{LabelSelector: model.LabelBuild, Limit: listPageSize}
-	for {
-		page, err := h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("failed to list builds: %w", err)
-		}
-		out = append(out, page.Items...)
-		if page.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = page.Continue
+	return listBuildDeployments(ctx, h, func(d *appsv1.Deployment) (appsv1.Deployment, bool) { return *d, true })
+}
+
+// listBuildDeployments lists the Deployments of every build, page by page,
+// and returns what keep retains of each.
+func listBuildDeployments[O any](ctx context.Context, h *Handler, keep func(*appsv1.Deployment) (O, bool)) ([]O, error) {
+	out, _, err := kube.List(ctx, h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List,
+		metav1.ListOptions{LabelSelector: model.LabelBuild}, keep)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list builds: %w", err)
 	}
+	return out, nil
 }
 
 // listBuilds lists every build the cluster holds. A Deployment that cannot
@@ -72,23 +69,17 @@ func (h *Handler) listBuilds(ctx context.Context) ([]buildInfo, error) {
 // listBuildsOf lists the builds of a repository (lower case), or every
 // build when repo is empty.
 func (h *Handler) listBuildsOf(ctx context.Context, repo string) ([]buildInfo, error) {
-	deps, err := h.listDeployments(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]buildInfo, 0, len(deps))
-	for i := range deps {
-		if repo != "" && !strings.EqualFold(deps[i].Annotations[model.AnnotationRepo], repo) {
-			continue // not read in full: most builds are of other repositories
+	return listBuildDeployments(ctx, h, func(d *appsv1.Deployment) (buildInfo, bool) {
+		if repo != "" && !strings.EqualFold(d.Annotations[model.AnnotationRepo], repo) {
+			return buildInfo{}, false // not read in full: most builds are of other repositories
 		}
-		b, err := buildOf(&deps[i])
+		b, err := buildOf(d)
 		if err != nil {
-			logFrom(ctx).Warn().Err(err).Str("deployment", deps[i].Name).Msg("deployment left out: not a readable build")
-			continue
+			logFrom(ctx).Warn().Err(err).Str("deployment", d.Name).Msg("deployment left out: not a readable build")
+			return buildInfo{}, false
 		}
-		out = append(out, b)
-	}
-	return out, nil
+		return b, true
+	})
 }
 
 // getDeployment returns the Deployment of a build, selected by its

@@ -156,19 +156,19 @@ func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := ops.New(ops.Options{Client: clients.Typed, Dynamic: clients.Dynamic, Builds: builds})
+	o, err := ops.New(ops.Options{Clients: clients, Builds: builds})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{
 		env:      env,
 		ops:      &recordingOps{ops: FromOps(o)},
-		deployer: deploy.New(builds, clients.Applier(), clients.Metadata, clock.RealClock{}),
+		deployer: deploy.New(builds, clients, clock.RealClock{}),
 		clock:    clocktesting.NewFakePassiveClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
 		log:      &syncBuffer{},
 	}
 	f.opts = Options{
-		Client:      env.Client,
+		Client:      clients.Typed,
 		Namespace:   env.Namespace,
 		Ops:         f.ops,
 		Deployer:    f.deployer,

@@ -23,11 +23,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/testenv/localcluster"
 	"runboat.dev/shared/testenv/manifests"
 )
@@ -177,15 +177,15 @@ func Replay(ctx context.Context, root string, out io.Writer) error {
 // CronJobs suspended (the jobs run here as processes), and returns the
 // configuration of the jobs' ServiceAccount.
 func prepareNamespace(ctx context.Context, admin *rest.Config) (*rest.Config, error) {
-	cs, err := kubernetes.NewForConfig(admin)
+	clients, err := kube.NewClients(admin)
 	if err != nil {
-		return nil, fmt.Errorf("failed to create a client: %w", err)
+		return nil, err
 	}
-	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
+	_, err = clients.Typed.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("failed to create the namespace %s: %w", Namespace, err)
 	}
-	return manifests.InstallInto(ctx, admin, cs, Namespace, manifests.TestSecretData, true)
+	return manifests.InstallInto(ctx, clients, Namespace, manifests.TestSecretData, true)
 }
 
 // environment is the configuration of the function and the jobs: a demo

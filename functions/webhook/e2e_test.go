@@ -64,7 +64,7 @@ func newDeployer(t testing.TB, cfg *rest.Config, builds config.Builds) *deploy.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	return deploy.New(builds, clients.Applier(), clients.Metadata, clock.RealClock{})
+	return deploy.New(builds, clients, clock.RealClock{})
 }
 
 func newE2E(t *testing.T) *e2eFixture {

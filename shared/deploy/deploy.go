@@ -36,9 +36,9 @@ type Deployer struct {
 	clock    clock.Clock
 }
 
-// New returns a Deployer.
-func New(cfg config.Builds, applier *kube.Applier, meta metadata.Interface, clk clock.Clock) *Deployer {
-	return &Deployer{cfg: cfg, applier: applier, metadata: meta, clock: clk}
+// New returns a Deployer acting with clients.
+func New(cfg config.Builds, clients *kube.Clients, clk clock.Clock) *Deployer {
+	return &Deployer{cfg: cfg, applier: clients.Applier(), metadata: clients.Metadata, clock: clk}
 }
 
 // Deploy makes sure the build of ref exists: it renders the deployment mode
@@ -209,23 +209,13 @@ func (d *Deployer) listUnadopted(ctx context.Context, keep func(map[string]strin
 }
 
 // list lists the metadata of the build Deployments matching selector and
-// keep, page by page.
+// keep.
 func (d *Deployer) list(ctx context.Context, selector string, keep func(*metav1.PartialObjectMetadata) bool) ([]metav1.PartialObjectMetadata, error) {
-	var out []metav1.PartialObjectMetadata
-	opts := metav1.ListOptions{LabelSelector: selector, Limit: 500}
-	for {
-		page, err := d.metadata.Resource(deploymentsResource).Namespace(d.cfg.Namespace).List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("failed to list builds: %w", err)
-		}
-		for i := range page.Items {
-			if keep(&page.Items[i]) {
-				out = append(out, page.Items[i])
-			}
-		}
-		if page.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = page.Continue
+	out, _, err := kube.List(ctx, d.metadata.Resource(deploymentsResource).Namespace(d.cfg.Namespace).List,
+		metav1.ListOptions{LabelSelector: selector},
+		func(m *metav1.PartialObjectMetadata) (metav1.PartialObjectMetadata, bool) { return *m, keep(m) })
+	if err != nil {
+		return nil, fmt.Errorf("failed to list builds: %w", err)
 	}
+	return out, nil
 }

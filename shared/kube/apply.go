@@ -1,8 +1,6 @@
 package kube
 
 import (
-	"runboat.dev/shared/model"
-
 	"context"
 	"errors"
 	"fmt"
@@ -11,30 +9,16 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
+
+	"runboat.dev/shared/model"
 )
 
-// Applier applies rendered objects with server-side apply.
+// Applier applies rendered objects with server-side apply. Clients.Applier
+// makes one.
 type Applier struct {
 	dynamic dynamic.Interface
 	mapper  meta.RESTMapper
-}
-
-// NewApplier returns an Applier; kinds are resolved through discovery,
-// fetched once on first use and cached.
-func NewApplier(dyn dynamic.Interface, disc discovery.DiscoveryInterface) *Applier {
-	return &Applier{
-		dynamic: dyn,
-		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
-	}
-}
-
-// NewApplierWithMapper returns an Applier resolving kinds with mapper.
-func NewApplierWithMapper(dyn dynamic.Interface, mapper meta.RESTMapper) *Applier {
-	return &Applier{dynamic: dyn, mapper: mapper}
 }
 
 // Resource returns the client of obj's kind in obj's namespace.

@@ -21,11 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/clock"
 
 	"runboat.dev/shared/config"
@@ -58,12 +55,10 @@ type Ops struct {
 
 // Options are what Ops needs.
 type Options struct {
-	Client  kubernetes.Interface
-	Dynamic dynamic.Interface
-	// Mapper resolves kinds and resource types (deployment, pvc,
-	// ingresses.networking.k8s.io...). Nil means one built on the discovery
-	// of Client, fetched on first use and cached, short names included.
-	Mapper meta.RESTMapper
+	// Clients are the clients of the cluster: the typed and dynamic ones,
+	// and the Mapper that resolves kinds and resource types (deployment,
+	// pvc, ingresses.networking.k8s.io...).
+	Clients *kube.Clients
 	// Builds is the configuration the builds were made with: their
 	// namespace, and the rules that give their kubefiles and variables.
 	Builds config.Builds
@@ -76,37 +71,26 @@ type Options struct {
 
 // New returns an Ops.
 func New(opts Options) (*Ops, error) {
-	if opts.Client == nil || opts.Dynamic == nil {
+	c := opts.Clients
+	if c == nil || c.Typed == nil || c.Dynamic == nil || c.Mapper == nil {
 		return nil, errors.New("failed to create the build operations: missing Kubernetes client")
 	}
 	if opts.Builds.Namespace == "" {
 		return nil, errors.New("failed to create the build operations: missing builds namespace")
-	}
-	mapper := opts.Mapper
-	if mapper == nil {
-		mapper = NewMapper(opts.Client.Discovery())
 	}
 	clk := opts.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
 	return &Ops{
-		client:  opts.Client,
-		dynamic: opts.Dynamic,
-		mapper:  mapper,
-		applier: kube.NewApplierWithMapper(opts.Dynamic, mapper),
+		client:  c.Typed,
+		dynamic: c.Dynamic,
+		mapper:  c.Mapper,
+		applier: c.Applier(),
 		builds:  opts.Builds,
 		clock:   clk,
 		events:  opts.Events,
 	}, nil
-}
-
-// NewMapper returns a RESTMapper on disc that also knows the short names of
-// resources (pvc, deploy...), as kubectl does. Discovery is fetched on first
-// use and cached.
-func NewMapper(disc discovery.DiscoveryInterface) meta.RESTMapper {
-	return restmapper.NewShortcutExpander(
-		restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), disc, nil)
 }
 
 // Namespace is the builds namespace.

@@ -11,16 +11,19 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta/testrestmapper"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/config"
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 )
 
@@ -55,10 +58,13 @@ func pythonDeployment(init model.InitStatus, replicas, available int32) *appsv1.
 func ops(t *testing.T, objs ...runtime.Object) (*Ops, *fake.Clientset) {
 	t.Helper()
 	cs := fake.NewClientset(objs...)
-	o, err := New(Options{
-		Client:  cs,
+	clients := &kube.Clients{
+		Typed:   cs,
 		Dynamic: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()),
-		Mapper:  nil,
+		Mapper:  testrestmapper.TestOnlyStaticRESTMapper(scheme.Scheme),
+	}
+	o, err := New(Options{
+		Clients: clients,
 		Builds: config.Builds{
 			Namespace: "builds",
 			Domain:    "runboat.test",

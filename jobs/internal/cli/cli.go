@@ -61,7 +61,11 @@ func run(ctx context.Context, job runner.Job, opts runner.Options, logLevel stri
 	if err != nil {
 		return err
 	}
-	env, err := runner.NewEnv(cfg, restConfig, job.Name(), runner.EnvOptions{Out: out, Logger: &logger})
+	clients, err := kube.NewClients(restConfig)
+	if err != nil {
+		return err
+	}
+	env, err := runner.NewEnv(cfg, clients, job.Name(), runner.EnvOptions{Out: out, Logger: &logger})
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
 )
-
-// PageSize is the size of the pages of every list.
-const PageSize = 500
 
 // Build is a build as read, with its Deployment.
 type Build struct {
@@ -48,55 +46,33 @@ func BuildSelector() labels.Selector {
 	return labels.NewSelector().Add(*req)
 }
 
-// ListDeployments lists the Deployments of builds, page by page, and calls fn
-// on each page. It returns the resourceVersion of the list.
-func ListDeployments(ctx context.Context, env *Env, fn func([]appsv1.Deployment)) (string, error) {
-	opts := metav1.ListOptions{LabelSelector: BuildSelector().String(), Limit: PageSize}
-	rv := ""
-	for {
-		page, err := env.Client.AppsV1().Deployments(env.Namespace()).List(ctx, opts)
-		if err != nil {
-			return "", fmt.Errorf("failed to list the builds: %w", err)
-		}
-		if rv == "" {
-			rv = page.ResourceVersion
-		}
-		fn(page.Items)
-		if page.Continue == "" {
-			return rv, nil
-		}
-		opts.Continue = page.Continue
-	}
-}
-
 // ReadBuilds reads every build of the namespace.
 func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
 	out := &Builds{ByName: map[string]*Build{}}
 	log := logging.From(ctx)
-	rv, err := ListDeployments(ctx, env, func(items []appsv1.Deployment) {
-		for i := range items {
-			d := &items[i]
+	all, rv, err := kube.List(ctx, env.Client.AppsV1().Deployments(env.Namespace()).List,
+		metav1.ListOptions{LabelSelector: BuildSelector().String()},
+		func(d *appsv1.Deployment) (*Build, bool) {
 			b, err := model.FromDeployment(d)
 			if err != nil {
 				out.Unreadable++
 				log.Warn().Err(err).Str("deployment", d.Name).Msg("not a readable build: left alone")
-				continue
+				return nil, false
 			}
 			if prev, dup := out.ByName[b.Name]; dup {
 				out.Unreadable++
 				log.Warn().Str("build", b.Name).Str("deployment", d.Name).Str("other", prev.DeploymentName).
 					Msg("two Deployments carry the same build label: the second is left alone")
-				continue
+				return nil, false
 			}
 			nb := &Build{Build: b, Deployment: slim(d)}
-			out.All = append(out.All, nb)
 			out.ByName[b.Name] = nb
-		}
-	})
+			return nb, true
+		})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("failed to list the builds: %w", err)
 	}
-	out.ResourceVersion = rv
+	out.All, out.ResourceVersion = all, rv
 	slices.SortFunc(out.All, func(a, b *Build) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name))
 	})

@@ -9,21 +9,18 @@ package runner
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/rs/zerolog"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/lease"
 	"runboat.dev/shared/ops"
 )
@@ -57,10 +54,9 @@ const DefaultLeaseDuration = time.Minute
 // on builds.
 type Env struct {
 	Config Config
-	// Client is the typed client (protocol buffers), Dynamic and Metadata
-	// the others, all of one configuration.
+	// Client and Metadata are the typed (protocol buffers) and metadata
+	// clients of the Clients the Env was made with.
 	Client   kubernetes.Interface
-	Dynamic  dynamic.Interface
 	Metadata metadata.Interface
 	// Ops performs the operations on builds, recording Events as the job.
 	Ops *ops.Ops
@@ -94,38 +90,15 @@ type EnvOptions struct {
 }
 
 // NewEnv returns the Env of the job named job (initializer, stopper or
-// undeployer) acting on the cluster of restConfig.
-func NewEnv(cfg Config, restConfig *rest.Config, job string, opts EnvOptions) (*Env, error) {
-	if restConfig == nil {
-		return nil, errors.New("failed to create the job environment: no client configuration")
+// undeployer) acting on the cluster with clients.
+func NewEnv(cfg Config, clients *kube.Clients, job string, opts EnvOptions) (*Env, error) {
+	if clients == nil {
+		return nil, errors.New("failed to create the job environment: no Kubernetes clients")
 	}
-	// Typed reads of thousands of Deployments decode much faster as
-	// protocol buffers; the dynamic and metadata clients need JSON.
-	typedConfig := rest.CopyConfig(restConfig)
-	typedConfig.ContentType = runtime.ContentTypeProtobuf
-	typedConfig.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	client, err := kubernetes.NewForConfig(typedConfig)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the Kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(restConfig)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the dynamic client: %w", err)
-	}
-	meta, err := metadata.NewForConfig(restConfig)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the metadata client: %w", err)
-	}
-	return NewEnvWithClients(cfg, client, dyn, meta, job, opts)
-}
-
-// NewEnvWithClients is NewEnv with the clients given.
-func NewEnvWithClients(cfg Config, client kubernetes.Interface, dyn dynamic.Interface, meta metadata.Interface, job string, opts EnvOptions) (*Env, error) {
 	env := &Env{
 		Config:        cfg,
-		Client:        client,
-		Dynamic:       dyn,
-		Metadata:      meta,
+		Client:        clients.Typed,
+		Metadata:      clients.Metadata,
 		Statuses:      opts.Statuses,
 		Clock:         opts.Clock,
 		Identity:      opts.Identity,
@@ -157,11 +130,10 @@ func NewEnvWithClients(cfg Config, client kubernetes.Interface, dyn dynamic.Inte
 		env.Statuses = poster
 	}
 	o, err := ops.New(ops.Options{
-		Client:  client,
-		Dynamic: dyn,
+		Clients: clients,
 		Builds:  cfg.Builds,
 		Clock:   env.Clock,
-		Events:  ops.NewRecorder(client, job, env.Identity, env.Clock),
+		Events:  ops.NewRecorder(clients.Typed, job, env.Identity, env.Clock),
 	})
 	if err != nil {
 		return nil, err

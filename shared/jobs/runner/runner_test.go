@@ -11,10 +11,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/api/meta/testrestmapper"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -22,6 +24,7 @@ import (
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
 	jt "runboat.dev/shared/testenv/jobstest"
@@ -67,7 +70,13 @@ func env(t *testing.T, out *bytes.Buffer, objs ...runtime.Object) (*runner.Env, 
 	t.Helper()
 	cs := fake.NewClientset(objs...)
 	cfg := runner.Config{Builds: config.Builds{Namespace: "builds", Domain: "runboat.test"}, Quotas: config.Quotas{MaxInitializing: 1, MaxStarted: 1, MaxDeployed: 1}}
-	e, err := runner.NewEnvWithClients(cfg, cs, dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), metadatafake.NewSimpleMetadataClient(runtime.NewScheme()), "test", runner.EnvOptions{
+	clients := &kube.Clients{
+		Typed:    cs,
+		Dynamic:  dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()),
+		Metadata: metadatafake.NewSimpleMetadataClient(runtime.NewScheme()),
+		Mapper:   testrestmapper.TestOnlyStaticRESTMapper(scheme.Scheme),
+	}
+	e, err := runner.NewEnv(cfg, clients, "test", runner.EnvOptions{
 		Clock:    clocktesting.NewFakeClock(jt.T0),
 		Identity: "me",
 		Statuses: github.NoopStatusPoster{},

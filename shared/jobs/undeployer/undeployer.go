@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"runboat.dev/shared/jobs/runner"
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 )
 
@@ -117,20 +118,15 @@ func listObjects(ctx context.Context, env *runner.Env) ([]Object, error) {
 		if r.GroupResource() == deploymentsResource.GroupResource() {
 			continue
 		}
-		opts := metav1.ListOptions{LabelSelector: runner.BuildSelector().String(), Limit: runner.PageSize}
-		for {
-			page, err := env.Metadata.Resource(r).Namespace(env.Namespace()).List(ctx, opts)
-			if err != nil {
-				return nil, fmt.Errorf("failed to list the %s of builds: %w", r.Resource, err)
-			}
-			for _, item := range page.Items {
-				out = append(out, Object{Resource: r, PartialObjectMetadata: item})
-			}
-			if page.Continue == "" {
-				break
-			}
-			opts.Continue = page.Continue
+		objs, _, err := kube.List(ctx, env.Metadata.Resource(r).Namespace(env.Namespace()).List,
+			metav1.ListOptions{LabelSelector: runner.BuildSelector().String()},
+			func(m *metav1.PartialObjectMetadata) (Object, bool) {
+				return Object{Resource: r, PartialObjectMetadata: *m}, true
+			})
+		if err != nil {
+			return nil, fmt.Errorf("failed to list the %s of builds: %w", r.Resource, err)
 		}
+		out = append(out, objs...)
 	}
 	return out, nil
 }

@@ -49,7 +49,11 @@ func Install(t testing.TB, env *e2e.Env) *rest.Config {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg, err := InstallInto(ctx, env.Config, env.Client, env.Namespace, TestSecretData, true)
+	admin, err := kube.NewClients(env.Config)
+	if err != nil {
+		t.Fatalf("manifests: %v", err)
+	}
+	cfg, err := InstallInto(ctx, admin, env.Namespace, TestSecretData, true)
 	if err != nil {
 		t.Fatalf("manifests: %v", err)
 	}
@@ -60,7 +64,7 @@ func Install(t testing.TB, env *e2e.Env) *rest.Config {
 // the Secret runboat-secrets is created with secretData unless it exists,
 // the objects are applied as admin (the CronJobs suspended if suspend is
 // set), and the returned configuration acts as the ServiceAccount runboat.
-func InstallInto(ctx context.Context, admin *rest.Config, cs kubernetes.Interface, ns string, secretData map[string]string, suspend bool) (*rest.Config, error) {
+func InstallInto(ctx context.Context, admin *kube.Clients, ns string, secretData map[string]string, suspend bool) (*rest.Config, error) {
 	dir, err := Dir()
 	if err != nil {
 		return nil, err
@@ -74,17 +78,13 @@ func InstallInto(ctx context.Context, admin *rest.Config, cs kubernetes.Interfac
 			return nil, err
 		}
 	}
-	if err := createSecret(ctx, cs, ns, secretData); err != nil {
+	if err := createSecret(ctx, admin.Typed, ns, secretData); err != nil {
 		return nil, err
 	}
-	applier, err := NewApplier(admin)
-	if err != nil {
-		return nil, err
-	}
-	if err := applier.Apply(ctx, objs); err != nil {
+	if err := admin.Applier().Apply(ctx, objs); err != nil {
 		return nil, fmt.Errorf("failed to install the manifests: %w", err)
 	}
-	cfg, err := ServiceAccountConfig(ctx, admin, cs, ns, ServiceAccount)
+	cfg, err := ServiceAccountConfig(ctx, admin.Config, admin.Typed, ns, ServiceAccount)
 	if err != nil {
 		return nil, err
 	}
@@ -92,15 +92,6 @@ func InstallInto(ctx context.Context, admin *rest.Config, cs kubernetes.Interfac
 		return nil, err
 	}
 	return cfg, nil
-}
-
-// NewApplier returns a kube.Applier acting with cfg.
-func NewApplier(cfg *rest.Config) (*kube.Applier, error) {
-	clients, err := kube.NewClients(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return clients.Applier(), nil
 }
 
 // suspendCronJobs sets spec.suspend on the CronJobs among objs.

@@ -23,8 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/testenv/e2e"
 	"runboat.dev/shared/testenv/manifests"
 )
@@ -45,10 +47,7 @@ func TestE2EInstallAndManualRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	applier, err := manifests.NewApplier(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	applier := newApplier(t, env.Config)
 
 	// The dry run accepts the base, and changes nothing.
 	if err := applier.DryRun(ctx, objs); err != nil {
@@ -231,10 +230,7 @@ func TestE2EServiceAccountPermissions(t *testing.T) {
 	}
 	// Server-side apply that creates (patch and create), dry run first, as
 	// the jobs apply what the kubefiles render.
-	applier, err := manifests.NewApplier(saCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	applier := newApplier(t, saCfg)
 	build := []*unstructured.Unstructured{
 		object("v1", "ConfigMap", ns, "b1-runboat-vars", map[string]any{"data": map[string]any{"slug": "b1"}}),
 		object("v1", "Secret", ns, "b1-env", map[string]any{"stringData": map[string]any{"K": "v"}}),
@@ -333,6 +329,16 @@ func kubectl(t *testing.T, env *e2e.Env, args ...string) string {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// newApplier returns an Applier acting with cfg.
+func newApplier(t *testing.T, cfg *rest.Config) *kube.Applier {
+	t.Helper()
+	clients, err := kube.NewClients(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clients.Applier()
 }
 
 func object(apiVersion, kind, ns, name string, fields map[string]any) *unstructured.Unstructured {
