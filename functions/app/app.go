@@ -20,6 +20,7 @@ import (
 	"runboat.dev/shared/jobs/initializer"
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/kube"
+	"runboat.dev/shared/lease"
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
@@ -87,7 +88,7 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 	operations, err := ops.New(ops.Options{
 		Clients: clients,
 		Builds:  cfg.Builds,
-		Events:  ops.NewRecorder(clients.Typed, "runboat-console", "", clock.RealClock{}),
+		Events:  ops.NewRecorder(clients.Typed, "console", lease.Identity(), clock.RealClock{}),
 	})
 	if err != nil {
 		return nil, err

@@ -282,7 +282,7 @@ func (h *Handler) routes() {
 // context, sets the security headers and turns a panic into a 500.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	logger := h.opts.Logger.With().Str("method", r.Method).Str("path", r.URL.Path).Logger()
-	ctx := logging.Into(logger.WithContext(r.Context()), logger)
+	ctx := logging.Into(r.Context(), logger)
 	r = r.WithContext(ctx)
 	hd := w.Header()
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -301,7 +301,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // logFrom is the request logger.
-func logFrom(ctx context.Context) *zerolog.Logger { return zerolog.Ctx(ctx) }
+func logFrom(ctx context.Context) *zerolog.Logger { return logging.From(ctx) }
 
 // versioned returns the address of a static file with a hash of its
 // content, so that browsers may cache it for long.

@@ -16,18 +16,23 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/rs/zerolog"
+
+	"runboat.dev/shared/logging"
 )
 
-// Handler adapts h to a function URL. A request event that cannot be turned
-// into an *http.Request (bad base64 body, bad path) gets a 400 response and a
-// warning in the log carried by ctx; the function itself never returns an
-// error, so Lambda never answers 502 for a client's mistake.
+// Handler adapts h to a function URL. The logger carried by ctx
+// (logging.Into: main sets it on the base context of the invocations) gets
+// the request id and is carried by the request's context. A request event
+// that cannot be turned into an *http.Request (bad base64 body, bad path)
+// gets a 400 response and a warning in that log; the function itself never
+// returns an error, so Lambda never answers 502 for a client's mistake.
 func Handler(h http.Handler) func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 	return func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+		logger := logging.From(ctx).With().Str("request_id", req.RequestContext.RequestID).Logger()
+		ctx = logging.Into(ctx, logger)
 		r, err := NewRequest(ctx, req)
 		if err != nil {
-			zerolog.Ctx(ctx).Warn().Err(err).Str("request_id", req.RequestContext.RequestID).Msg("function URL request refused")
+			logger.Warn().Err(err).Msg("function URL request refused")
 			return events.LambdaFunctionURLResponse{
 				StatusCode: http.StatusBadRequest,
 				Headers:    map[string]string{"Content-Type": "text/plain; charset=utf-8"},

@@ -32,6 +32,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
 )
 
@@ -78,7 +79,9 @@ type Options struct {
 	Statuses github.StatusPoster
 	// BaseURL is the root of the builds' pages, for status target URLs.
 	BaseURL string
-	// Logger receives one line per delivery; the zero value logs nothing.
+	// Logger receives one line per delivery, and the lines of the Deployer:
+	// the context carries it (logging.Into), with the delivery's fields. The
+	// zero value logs nothing.
 	Logger zerolog.Logger
 }
 
@@ -138,7 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	eventType, deliveryID := r.Header.Get(github.HeaderEvent), r.Header.Get(github.HeaderDelivery)
 	logger := h.opts.Logger.With().Str("delivery", deliveryID).Str("event", eventType).Logger()
-	ctx := logger.WithContext(r.Context())
+	ctx := logging.Into(r.Context(), logger)
 
 	res := h.receive(ctx, w, r)
 
@@ -288,9 +291,9 @@ func (h *Handler) deploy(ctx context.Context, repo, branch string, pr int, sha s
 	if !h.opts.Supported(ref.Repo, ref.TargetBranch) {
 		return res.with(ignored("repository or branch not supported"))
 	}
-	logger := zerolog.Ctx(ctx).With().Str("repo", ref.Repo).Str("target_branch", ref.TargetBranch).
-		Int("pr", ref.PR).Str("commit", ref.Commit).Str("build", ref.Name()).Logger()
-	ctx = logger.WithContext(ctx)
+	// The deployer's lines say which build they are about, and the
+	// initializer pass the function may run after it adds the fields of each
+	// build it acts on: the context keeps the delivery's fields only.
 	name, created, err := h.opts.Deployer.Deploy(ctx, ref)
 	if err != nil {
 		return res.with(failed(fmt.Errorf("failed to deploy build: %w", err)))
@@ -300,7 +303,7 @@ func (h *Handler) deploy(ctx context.Context, repo, branch string, pr int, sha s
 		res.code, res.outcome, res.reason = http.StatusOK, "deployed", "build "+name+" already deployed"
 		return res
 	}
-	github.NotifyStatus(ctx, h.opts.Statuses, &logger, ref.Repo, ref.Commit, github.StatusPending,
+	github.NotifyStatus(ctx, h.opts.Statuses, logging.From(logging.WithBuild(ctx, ref, name)), ref.Repo, ref.Commit, github.StatusPending,
 		github.LiveURL(h.opts.BaseURL, name), pendingDescription)
 	res.code, res.outcome, res.reason = http.StatusCreated, "created", "build "+name+" deployed"
 	if page := github.TargetURL(h.opts.BaseURL, name); page != "" {
@@ -320,7 +323,7 @@ func (h *Handler) undeployBranch(ctx context.Context, repo, branch string) resul
 	if !h.opts.Supported(repo, branch) {
 		return res.with(ignored("repository or branch not supported"))
 	}
-	ctx = zerolog.Ctx(ctx).With().Str("repo", repo).Str("branch", branch).Logger().WithContext(ctx)
+	ctx = logging.Into(ctx, logging.From(ctx).With().Str("repo", repo).Str("branch", branch).Logger())
 	n, err := h.opts.Deployer.UndeployBranch(ctx, repo, branch)
 	if err != nil {
 		return res.with(failed(fmt.Errorf("failed to undeploy branch builds: %w", err)))
@@ -338,7 +341,7 @@ func (h *Handler) undeployPR(ctx context.Context, repo, base string, pr int) res
 	if !h.opts.Supported(repo, base) {
 		return res.with(ignored("repository or branch not supported"))
 	}
-	ctx = zerolog.Ctx(ctx).With().Str("repo", repo).Int("pr", pr).Logger().WithContext(ctx)
+	ctx = logging.Into(ctx, logging.From(ctx).With().Str("repo", repo).Int("pr", pr).Logger())
 	n, err := h.opts.Deployer.UndeployPR(ctx, repo, pr)
 	if err != nil {
 		return res.with(failed(fmt.Errorf("failed to undeploy pull request builds: %w", err)))

@@ -56,7 +56,7 @@ func (d *Deployer) Deploy(ctx context.Context, ref model.Ref) (name string, crea
 	if existing, err := d.find(ctx, ref); err != nil {
 		return "", false, err
 	} else if existing != "" {
-		logging.From(ctx).Info().Str("build", existing).Msg("commit already has a build")
+		logging.From(logging.WithBuild(ctx, ref, existing)).Info().Msg("commit already has a build")
 		return existing, false, nil
 	}
 	fsys, err := render.Kubefiles(d.cfg, bs)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"runboat.dev/shared/logging"
 )
 
 // statusServer records the status requests it receives and answers with code.
@@ -179,7 +181,7 @@ func TestNotifyStatusLogsFailure(t *testing.T) {
 	}
 	// The logger carried by the context is used when none is given.
 	buf.Reset()
-	NotifyStatus(logger.WithContext(context.Background()), p, nil, "o/r", "abc", StatusPending, "", "")
+	NotifyStatus(logging.Into(context.Background(), logger), p, nil, "o/r", "abc", StatusPending, "", "")
 	if !strings.Contains(buf.String(), "boom") {
 		t.Errorf("failure not logged to the context logger: %s", buf.String())
 	}

@@ -1,5 +1,7 @@
 // Package logging carries a zerolog logger in the context, with the fields
-// that say which build a line is about.
+// that say which build a line is about. Into and From are the only way the
+// logger travels: zerolog's own context key (zerolog.Ctx,
+// Logger.WithContext) is another one, which lint refuses.
 package logging
 
 import (

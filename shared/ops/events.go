@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
+	"runboat.dev/shared/lease"
 	"runboat.dev/shared/logging"
 )
 
@@ -31,7 +32,8 @@ const maxInstance = 128
 // Deployments, so that `kubectl describe deployment` tells a build's story.
 // Each Event is written at once: the jobs are short-lived and must not lose
 // the last ones when they exit. An Event that cannot be written is logged as
-// a warning: it never fails the work it reports on.
+// a warning, with the API server's answer, in the log carried by the
+// context: it never fails the work it reports on.
 type Recorder struct {
 	client     kubernetes.Interface
 	controller string
@@ -39,12 +41,16 @@ type Recorder struct {
 	clock      clock.Clock
 }
 
-// NewRecorder returns a Recorder. controller names the writer
-// (runboat.dev/<component>), instance the process (its host name and a
-// random suffix).
+// NewRecorder returns a Recorder. component names the writer (its Events'
+// reportingController is runboat.dev/<component>), instance the process
+// (their reportingInstance, which events.k8s.io/v1 requires): empty means
+// lease.Identity(), its host name and a random suffix.
 func NewRecorder(client kubernetes.Interface, component, instance string, clk clock.Clock) *Recorder {
 	if clk == nil {
 		clk = clock.RealClock{}
+	}
+	if instance == "" {
+		instance = lease.Identity()
 	}
 	if len(instance) > maxInstance {
 		instance = instance[:maxInstance]
@@ -82,7 +88,8 @@ func (r *Recorder) Event(ctx context.Context, d *appsv1.Deployment, typ, reason,
 		Type: typ,
 	}
 	if _, err := r.client.EventsV1().Events(d.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		logging.From(ctx).Warn().Err(err).Str("reason", reason).Msg("event not recorded")
+		logging.From(ctx).Warn().Err(err).Str("reason", reason).Str("controller", r.controller).Str("deployment", d.Name).
+			Msg("event not recorded")
 	}
 }
 

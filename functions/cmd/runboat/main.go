@@ -53,7 +53,9 @@ func run(ctx context.Context, listen, logLevel string) error {
 		return err
 	}
 	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-		lambda.StartWithOptions(lambdaurl.Handler(h), lambda.WithContext(ctx))
+		// Every invocation's context derives from this one: it carries the
+		// logger to the Lambda handler.
+		lambda.StartWithOptions(lambdaurl.Handler(h), lambda.WithContext(logging.Into(ctx, logger)))
 		return nil
 	}
 	if listen == "" {
