@@ -148,7 +148,7 @@ func TestE2EJobsLogAndRecordEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deployer := deploy.New(cfg.Builds, clients.Applier(), clients.Metadata, clock.RealClock{})
+	deployer := deploy.New(cfg.Builds, clients, clock.RealClock{})
 	var deps []*appsv1.Deployment
 	for i, sha := range []string{strings.Repeat("a", 40), strings.Repeat("b", 40)} {
 		if i > 0 {
