@@ -109,12 +109,6 @@ func NewMapper(disc discovery.DiscoveryInterface) meta.RESTMapper {
 		restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), disc, nil)
 }
 
-// Namespace is the builds namespace.
-func (o *Ops) Namespace() string { return o.builds.Namespace }
-
-// Clock is the clock of the operations.
-func (o *Ops) Clock() clock.Clock { return o.clock }
-
 // Events is the Event recorder, nil when none.
 func (o *Ops) Events() *Recorder { return o.events }
 
