@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +17,7 @@ import (
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/jobs/undeployer"
 	"runboat.dev/shared/model"
+	"runboat.dev/shared/ops"
 )
 
 var defaultQuotas = config.Quotas{MaxInitializing: 2, MaxStarted: 2, MaxDeployed: 10}
@@ -78,11 +78,7 @@ func TestE2EInitFailure(t *testing.T) {
 	}
 
 	// A reset forgets the failure and initializes the build again.
-	if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
-		return h.console.Reset(ctx, d, "asked in the test")
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.ask(name, (*ops.Ops).Reset)
 	d = h.deployment(name)
 	if d.Annotations[model.AnnotationInitStatus] != string(model.InitTodo) || d.Annotations[model.AnnotationInitFailure] != "" {
 		t.Errorf("after reset: annotations %v", d.Annotations)
@@ -144,12 +140,7 @@ func TestE2ECleanupRetries(t *testing.T) {
 	h.until("the build to be initialized", 2*time.Minute, []runner.Job{initializer.Job{}}, func(bs map[string]model.Build) bool {
 		return bs[name].InitStatus == model.InitSucceeded
 	})
-	ctx := context.Background()
-	if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
-		return h.console.Undeploy(ctx, d, "asked in the test")
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.ask(name, (*ops.Ops).Undeploy)
 	h.until("the cleanup to be given up", 3*time.Minute, []runner.Job{undeployer.Job{}}, func(bs map[string]model.Build) bool {
 		return slices.Contains(h.eventReasons(bs[name].DeploymentName), "CleanupAbandoned")
 	})
@@ -178,12 +169,7 @@ func TestE2ENoCleanupJob(t *testing.T) {
 	h := newHarness(t, defaultQuotas, rule("^acme/app$", nil))
 	h.cfg.NoCleanupJob = true
 	name := h.deploy("acme/app", "main", 0, 1)
-	ctx := context.Background()
-	if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
-		return h.console.Undeploy(ctx, d, "asked in the test")
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.ask(name, (*ops.Ops).Undeploy)
 	h.run(undeployer.Job{})
 	if len(h.jobsOf(model.JobCleanup, name)) != 0 {
 		t.Error("a cleanup Job was launched")

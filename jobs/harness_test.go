@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -33,6 +34,7 @@ import (
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
+	"runboat.dev/shared/quota"
 	"runboat.dev/shared/testenv/e2e"
 	"runboat.dev/shared/testenv/manifests"
 )
@@ -184,6 +186,33 @@ func (h *harness) builds() map[string]model.Build {
 		out[b.Name] = b
 	}
 	return out
+}
+
+// counts counts builds against the quotas as the jobs and the console do,
+// reading the init Jobs quota.Count needs.
+func (h *harness) counts(builds map[string]model.Build) quota.Counts {
+	h.t.Helper()
+	initJobs := map[string][]batchv1.Job{}
+	for name, b := range builds {
+		if quota.NeedsInitJobs(b) {
+			initJobs[name] = h.jobsOf(model.JobInitialize, name)
+		}
+	}
+	return quota.Count(maps.Values(builds), initJobs)
+}
+
+// ask has the console run op on the build name, as a person asks for it
+// (op is (*ops.Ops).Start, Stop, Reset or Undeploy), and reports whether
+// it changed anything.
+func (h *harness) ask(name string, op func(*ops.Ops, context.Context, *appsv1.Deployment, string) (bool, error)) bool {
+	h.t.Helper()
+	changed, err := h.console.Do(h.ctx(), name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
+		return op(h.console, ctx, d, "asked in the test")
+	})
+	if err != nil {
+		h.t.Fatalf("build %s: %v", name, err)
+	}
+	return changed
 }
 
 func (h *harness) deployment(name string) *appsv1.Deployment {

@@ -6,13 +6,12 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/jobs/initializer"
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
 	"runboat.dev/shared/model"
+	"runboat.dev/shared/ops"
 	"runboat.dev/shared/quota"
 )
 
@@ -45,7 +44,6 @@ func TestE2ELifecycle(t *testing.T) {
 
 	started := map[string]bool{}
 	evicted := map[string]bool{}
-	ctx := context.Background()
 	deadline := time.Now().Add(4 * time.Minute)
 	for round := 1; ; round++ {
 		if time.Now().After(deadline) {
@@ -55,7 +53,7 @@ func TestE2ELifecycle(t *testing.T) {
 		if n := h.runningInitJobs(); n > q.MaxInitializing {
 			t.Fatalf("round %d: %d init Jobs run after the initializer's pass, quota %d", round, n, q.MaxInitializing)
 		}
-		if c := quota.Count(values(h.builds())); c.Initializing > q.MaxInitializing {
+		if c := h.counts(h.builds()); c.Initializing > q.MaxInitializing {
 			t.Fatalf("round %d: %d builds initializing, quota %d", round, c.Initializing, q.MaxInitializing)
 		}
 
@@ -63,18 +61,15 @@ func TestE2ELifecycle(t *testing.T) {
 		// the console: more than MAX_STARTED, for the stopper to stop.
 		for name, b := range h.builds() {
 			if b.Status == model.StatusStopped && !started[name] {
-				ok, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
-					return h.console.Start(ctx, d, "asked in the test")
-				})
-				if err != nil || !ok {
-					t.Fatalf("round %d: start %s: %v, %v", round, name, ok, err)
+				if !h.ask(name, (*ops.Ops).Start) {
+					t.Fatalf("round %d: start %s: nothing done", round, name)
 				}
 				started[name] = true
 			}
 		}
 
 		h.run(stopper.Job{})
-		if c := quota.Count(values(h.builds())); c.Started > q.MaxStarted {
+		if c := h.counts(h.builds()); c.Started > q.MaxStarted {
 			t.Fatalf("round %d: %d builds started after the stopper's pass, quota %d", round, c.Started, q.MaxStarted)
 		}
 
@@ -86,11 +81,11 @@ func TestE2ELifecycle(t *testing.T) {
 				evicted[name] = true
 			}
 		}
-		if c := quota.Count(values(after)); c.Deployed > q.MaxDeployed && evictable(after) > 0 {
+		if c := h.counts(after); c.Deployed > q.MaxDeployed && evictable(after) > 0 {
 			t.Fatalf("round %d: %d builds deployed after the undeployer's pass with %d evictable, quota %d", round, c.Deployed, evictable(after), q.MaxDeployed)
 		}
 
-		if settled(after, started, q) {
+		if settled(after, started, q, h.counts(after)) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond) // let the controllers and kwok move
@@ -142,13 +137,13 @@ func TestE2ELifecycle(t *testing.T) {
 
 // settled tells whether the lifecycle is over: every build initialized and
 // started once, the quotas held, nothing being undeployed.
-func settled(builds map[string]model.Build, started map[string]bool, q config.Quotas) bool {
+func settled(builds map[string]model.Build, started map[string]bool, q config.Quotas, c quota.Counts) bool {
 	for name, b := range builds {
 		if b.InitStatus != model.InitSucceeded || b.Status == model.StatusUndeploying || !started[name] {
 			return false
 		}
 	}
-	return quota.Check(q, quota.Count(values(builds))) == nil
+	return c.Initializing <= q.MaxInitializing && c.Started <= q.MaxStarted && c.Deployed <= q.MaxDeployed
 }
 
 // newestOfBranches returns the name of the newest build of each branch
@@ -186,12 +181,4 @@ func evictable(builds map[string]model.Build) int {
 		}
 	}
 	return n
-}
-
-func values(m map[string]model.Build) []model.Build {
-	out := make([]model.Build, 0, len(m))
-	for _, b := range m {
-		out = append(out, b)
-	}
-	return out
 }

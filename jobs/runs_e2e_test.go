@@ -23,7 +23,7 @@ import (
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
 	"runboat.dev/shared/model"
-	"runboat.dev/shared/quota"
+	"runboat.dev/shared/ops"
 )
 
 // slowInit makes init pods run for long: no slot frees during the test.
@@ -63,7 +63,7 @@ func TestE2EConcurrentInitializers(t *testing.T) {
 	if n := len(h.jobsOf(model.JobInitialize, "")); n != defaultQuotas.MaxInitializing {
 		t.Errorf("%d init Jobs after %d concurrent runs, want %d", n, runs, defaultQuotas.MaxInitializing)
 	}
-	if c := quota.Count(values(h.builds())); c.Initializing != defaultQuotas.MaxInitializing {
+	if c := h.counts(h.builds()); c.Initializing != defaultQuotas.MaxInitializing {
 		t.Errorf("%d builds initializing, want %d", c.Initializing, defaultQuotas.MaxInitializing)
 	}
 
@@ -87,11 +87,7 @@ func TestE2EConcurrentInitializers(t *testing.T) {
 		}
 	}
 	h.waitLeaseFree(initializer.Job{})
-	if _, err := h.console.Do(context.Background(), started, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
-		return h.console.Reset(ctx, d, "asked in the test")
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.ask(started, (*ops.Ops).Reset)
 	waitFor(t, "the reset build's init Job to be gone", time.Minute, func(context.Context) (bool, error) {
 		return len(h.jobsOf(model.JobInitialize, started)) == 0, nil
 	})
@@ -184,30 +180,21 @@ func TestE2EKilledRunsConverge(t *testing.T) {
 	}
 
 	// Stopping.
-	ctx := context.Background()
 	for _, name := range names {
-		if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
-			return h.console.Start(ctx, d, "asked in the test")
-		}); err != nil {
-			t.Fatal(err)
-		}
+		h.ask(name, (*ops.Ops).Start)
 	}
 	for w := 1; w <= 3; w++ {
 		kill(stopper.Job{}, w)
 	}
 	h.waitLeaseFree(stopper.Job{})
 	h.run(stopper.Job{})
-	if c := quota.Count(values(h.builds())); c.Started > q.MaxStarted {
+	if c := h.counts(h.builds()); c.Started > q.MaxStarted {
 		t.Errorf("%d builds started after the stopper converged, quota %d", c.Started, q.MaxStarted)
 	}
 
 	// Undeploying.
 	for _, name := range names {
-		if _, err := h.console.Do(ctx, name, func(ctx context.Context, d *appsv1.Deployment) (bool, error) {
-			return h.console.Undeploy(ctx, d, "asked in the test")
-		}); err != nil {
-			t.Fatal(err)
-		}
+		h.ask(name, (*ops.Ops).Undeploy)
 	}
 	for w := 1; w <= 12; w++ {
 		kill(undeployer.Job{}, w)

@@ -161,12 +161,17 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (h *Handler) apiStatus(w http.ResponseWriter, r *http.Request) {
-	deps, err := h.listDeployments(r.Context())
+	bs, err := h.listBuilds(r.Context())
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.countBuilds(deps))
+	c, err := h.countBuilds(r.Context(), bs)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
 }
 
 // repoJSON is a repository in the API.

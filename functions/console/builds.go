@@ -12,11 +12,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
+	"runboat.dev/shared/quota"
 )
 
 // errNoBuild is returned when a build has no Deployment.
@@ -269,9 +272,10 @@ func (h *Handler) searchBuilds(ctx context.Context, f filter) ([]buildInfo, erro
 	return out, nil
 }
 
-// counts are the numbers of /api/v1/status, with the Python runboat's
-// definitions: deployed counts every build not undeploying; to_initialize
-// and initializing count the init-status todo and started.
+// counts are the numbers of /api/v1/status. deployed, started and
+// initializing are the counts of the quotas, as the jobs count them
+// (quota.Count); failed, stopped and undeploying count the builds of these
+// statuses, to_initialize those whose init-status is todo.
 type counts struct {
 	Deployed        int `json:"deployed"`
 	MaxDeployed     int `json:"max_deployed"`
@@ -285,37 +289,79 @@ type counts struct {
 	Undeploying     int `json:"undeploying"`
 }
 
-// countBuilds counts the builds of deps. Every Deployment with the build
-// label counts, readable as a build or not.
-func (h *Handler) countBuilds(deps []appsv1.Deployment) counts {
+// countBuilds counts builds, as read from their Deployments (one that is
+// not a readable build counts for nothing, as in the jobs). It reads the
+// init Jobs that quota.Count needs: those of the builds being undeployed
+// whose init-status is started, which hold a slot while their Job runs.
+func (h *Handler) countBuilds(ctx context.Context, bs []buildInfo) (counts, error) {
 	c := counts{
 		MaxDeployed:     h.opts.Quotas.MaxDeployed,
 		MaxStarted:      h.opts.Quotas.MaxStarted,
 		MaxInitializing: h.opts.Quotas.MaxInitializing,
 	}
-	for i := range deps {
-		d := &deps[i]
-		switch model.StatusOf(d) {
+	var needed []string
+	for _, b := range bs {
+		switch b.Status {
 		case model.StatusUndeploying:
 			c.Undeploying++
 		case model.StatusFailed:
 			c.Failed++
 		case model.StatusStopped:
 			c.Stopped++
-		case model.StatusStarted:
-			c.Started++
 		}
-		if d.DeletionTimestamp == nil {
-			c.Deployed++
-		}
-		switch model.InitStatus(d.Annotations[model.AnnotationInitStatus]) {
-		case model.InitTodo:
+		if b.InitStatus == model.InitTodo {
 			c.ToInitialize++
-		case model.InitStarted:
-			c.Initializing++
+		}
+		if quota.NeedsInitJobs(b.Build) {
+			needed = append(needed, b.Name)
 		}
 	}
-	return c
+	initJobs, err := h.initJobsOf(ctx, needed)
+	if err != nil {
+		return counts{}, err
+	}
+	q := quota.Count(func(yield func(model.Build) bool) {
+		for _, b := range bs {
+			if !yield(b.Build) {
+				return
+			}
+		}
+	}, initJobs)
+	c.Deployed, c.Started, c.Initializing = q.Deployed, q.Started, q.Initializing
+	return c, nil
+}
+
+// initJobsBatch bounds the builds whose init Jobs one list selects.
+const initJobsBatch = 100
+
+// initJobsOf reads the init Jobs of the builds named, by build: a build
+// with none has an empty entry.
+func (h *Handler) initJobsOf(ctx context.Context, names []string) (map[string][]batchv1.Job, error) {
+	out := make(map[string][]batchv1.Job, len(names))
+	for batch := range slices.Chunk(names, initJobsBatch) {
+		byBuild, err := labels.NewRequirement(model.LabelBuild, selection.In, batch)
+		if err != nil {
+			return nil, fmt.Errorf("failed to select the init Jobs of builds: %w", err)
+		}
+		byKind, err := labels.NewRequirement(model.LabelJobKind, selection.Equals, []string{string(model.JobInitialize)})
+		if err != nil {
+			return nil, fmt.Errorf("failed to select the init Jobs of builds: %w", err)
+		}
+		list, err := h.opts.Client.BatchV1().Jobs(h.opts.Namespace).List(ctx, metav1.ListOptions{
+			LabelSelector: labels.NewSelector().Add(*byBuild, *byKind).String(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("failed to list the init Jobs of builds: %w", err)
+		}
+		for _, name := range batch {
+			out[name] = nil
+		}
+		for _, j := range list.Items {
+			name := j.Labels[model.LabelBuild]
+			out[name] = append(out[name], j)
+		}
+	}
+	return out, nil
 }
 
 // repoCount is a repository and the number of its builds.

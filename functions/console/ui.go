@@ -219,9 +219,14 @@ func (h *Handler) pageHome(w http.ResponseWriter, r *http.Request) {
 			bs = append(bs, b)
 		}
 	}
+	c, err := h.countBuilds(r.Context(), bs)
+	if err != nil {
+		h.pageFailed(w, r, err)
+		return
+	}
 	d := h.data("Builds")
 	d.Poll = "/?part=body"
-	d.Counts = h.countBuilds(deps)
+	d.Counts = c
 	d.Repos = reposOf(bs)
 	h.render(w, r, http.StatusOK, h.pages.home, d)
 }

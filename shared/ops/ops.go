@@ -93,12 +93,6 @@ func New(opts Options) (*Ops, error) {
 	}, nil
 }
 
-// Namespace is the builds namespace.
-func (o *Ops) Namespace() string { return o.builds.Namespace }
-
-// Clock is the clock of the operations.
-func (o *Ops) Clock() clock.Clock { return o.clock }
-
 // Events is the Event recorder, nil when none.
 func (o *Ops) Events() *Recorder { return o.events }
 

@@ -1,13 +1,17 @@
 // Package quota is the one place where the quotas on builds are enforced:
 // how many initialize at once (RUNBOAT_MAX_INITIALIZING), are started at
 // once (RUNBOAT_MAX_STARTED) and are deployed (RUNBOAT_MAX_DEPLOYED). The
-// jobs' planners take and give back room through a Tracker, which refuses
-// with an *ExceededError; Check tells whether counts hold.
+// counts of a set of builds are made by Count, the one definition of what
+// counts against each quota, which the jobs' planners, the console's
+// status and the tests use; the planners take and give back room through a
+// Tracker, which refuses with an *ExceededError.
 package quota
 
 import (
-	"errors"
 	"fmt"
+	"iter"
+
+	batchv1 "k8s.io/api/batch/v1"
 
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/model"
@@ -87,7 +91,8 @@ func (t *Tracker) Take() error {
 	return nil
 }
 
-// Release counts one build less.
+// Release counts one build less: a build whose count the plan ends (an
+// init Job whose outcome it records, a build it stops).
 func (t *Tracker) Release() {
 	if t.count > 0 {
 		t.count--
@@ -96,6 +101,9 @@ func (t *Tracker) Release() {
 
 // Count is the current count.
 func (t *Tracker) Count() int { return t.count }
+
+// Free is how many more builds the quota takes, 0 when it is full.
+func (t *Tracker) Free() int { return max(0, t.limit-t.count) }
 
 // Excess is how many builds are over the quota, 0 when it holds.
 func (t *Tracker) Excess() int { return max(0, t.count-t.limit) }
@@ -108,24 +116,50 @@ func (t *Tracker) Err() error {
 	return nil
 }
 
-// Counts are the counts of builds against each quota.
+// Counts are the counts of a set of builds against each quota.
 type Counts struct {
 	Initializing, Started, Deployed int
 }
 
-// Count counts builds as read from their Deployments: initializing, those
-// whose init-status is started; started, those started or starting; deployed,
-// those not being undeployed. Builds being undeployed count for nothing.
-func Count(builds []model.Build) Counts {
+// Count counts builds against the quotas. It is the one definition of the
+// counts, which the jobs' planners enforce and the console's
+// /api/v1/status shows:
+//
+//   - Deployed counts the builds not being undeployed (README: those being
+//     deleted are not counted), where the Python runboat counts every
+//     Deployment: a build being undeployed is on its way out, evicting
+//     another for it would undeploy one build too many.
+//   - Started counts the builds started or starting, where the Python
+//     runboat counts only started ones: a build whose pod never becomes
+//     ready must not hold its slot outside the quota (the stopper stops it
+//     too).
+//   - Initializing counts the builds whose init Job runs, as the Python
+//     runboat counts init-status started. A build not being undeployed
+//     counts while its init-status is started: the initializer sets it
+//     before launching the Job (a run stopped between the two still holds
+//     the slot, and the next pass launches the Job again) and changes it
+//     when it records the outcome. A build being undeployed keeps
+//     init-status started after the undeployer killed its init Job, so it
+//     counts only while that Job runs: initJobs holds, for such builds
+//     (NeedsInitJobs), their init Jobs as read, and InitJobRuns decides. A
+//     build missing from initJobs (not read) counts, as its annotation
+//     says: never launch on a guess. (Within a pass, the initializer gives
+//     back the slot of each build whose outcome it records.)
+//
+// A Deployment that cannot be read as a build is no build: it counts for
+// nothing, as the jobs leave it alone.
+func Count(builds iter.Seq[model.Build], initJobs map[string][]batchv1.Job) Counts {
 	var c Counts
-	for _, b := range builds {
+	for b := range builds {
+		if b.InitStatus == model.InitStarted {
+			if jobs, read := initJobs[b.Name]; !NeedsInitJobs(b) || !read || InitJobRuns(jobs) {
+				c.Initializing++
+			}
+		}
 		if b.Status == model.StatusUndeploying {
 			continue
 		}
 		c.Deployed++
-		if b.InitStatus == model.InitStarted {
-			c.Initializing++
-		}
 		if b.Status == model.StatusStarted || b.Status == model.StatusStarting {
 			c.Started++
 		}
@@ -133,17 +167,23 @@ func Count(builds []model.Build) Counts {
 	return c
 }
 
-// Check returns the *ExceededError of every quota that counts exceed,
-// joined, or nil when they all hold.
-func Check(q config.Quotas, c Counts) error {
-	var errs []error
-	for _, x := range []struct {
-		name  Name
-		count int
-	}{{Initializing, c.Initializing}, {Started, c.Started}, {Deployed, c.Deployed}} {
-		if err := NewTracker(x.name, q, x.count).Err(); err != nil {
-			errs = append(errs, err)
-		}
+// NeedsInitJobs tells whether Count needs the init Jobs of b: it is being
+// undeployed and its init-status is started.
+func NeedsInitJobs(b model.Build) bool {
+	return b.Status == model.StatusUndeploying && b.InitStatus == model.InitStarted
+}
+
+// InitJobRuns tells whether the init Jobs of a build hold an initializing
+// slot: one is being deleted (its pod may still run), or the newest one has
+// neither completed nor failed.
+func InitJobRuns(jobs []batchv1.Job) bool {
+	newest, deleting := model.NewestJob(jobs, model.JobInitialize)
+	if deleting {
+		return true
 	}
-	return errors.Join(errs...)
+	if newest == nil {
+		return false
+	}
+	phase, _ := model.JobOutcome(newest)
+	return phase == model.JobRunning
 }

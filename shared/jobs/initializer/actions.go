@@ -2,7 +2,6 @@ package initializer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -10,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/github"
@@ -38,83 +37,66 @@ func notify(ctx context.Context, env *runner.Env, b *runner.Build, state github.
 	github.NotifyStatus(ctx, env.Statuses, nil, b.Ref.Repo, b.Ref.Commit, state, env.BuildURL(b.Name), description)
 }
 
-// launch launches the init Job of a build to initialize: init-status started
-// first (so that a run stopped just after still counts the slot taken, and
-// launches the Job again), then the Job.
+// launch launches the init Job of a build: init-status started first (so
+// that a run stopped just after still counts the slot taken, and launches
+// the Job again), then the Job. The plan decides the variants: again, the
+// build's init-status is started already but its Job is gone (a run stopped
+// between the two, or the Job deleted by hand), so only the Job is
+// launched; found, an init Job of the build is there already, so only the
+// init-status is set, and the Job's outcome is read at the next pass.
 type launch struct {
 	b        *runner.Build
 	slot, of int
+	again    bool
+	// found is the name of the init Job found, empty when there is none.
+	found string
 }
 
 func (a *launch) String() string {
+	switch {
+	case a.again:
+		return fmt.Sprintf("launch again the init Job of %s: it is gone", describe(a.b))
+	case a.found != "":
+		return fmt.Sprintf("mark %s initializing: its init Job %s is there already, its outcome is read at the next pass (%d of %d initializing)",
+			describe(a.b), a.found, a.slot, a.of)
+	}
 	return fmt.Sprintf("launch the init Job of %s (%d of %d initializing)", describe(a.b), a.slot, a.of)
 }
 
 func (a *launch) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
 	now := env.Clock.Now()
-	objs, _, err := env.Ops.Render(a.b.Build, render.ModeInitialize, now)
-	if err != nil {
-		return renderFailed(ctx, env, a.b, err)
-	}
-	// A Job may be there already: left by the Python runboat, or launched
-	// again for a build reset meanwhile. Its outcome is read at the next
-	// pass; one being deleted is waited for.
-	existing, err := env.Client.BatchV1().Jobs(env.Namespace()).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{model.LabelBuild: a.b.Name, model.LabelJobKind: string(model.JobInitialize)}.String(),
-	})
-	if err != nil {
-		return fmt.Errorf("failed to list the init Jobs of build %s: %w", a.b.Name, err)
-	}
-	found := false
-	for _, j := range existing.Items {
-		if j.DeletionTimestamp != nil {
-			logging.From(ctx).Info().Str("job", j.Name).Msg("previous init Job still being deleted: launch at the next pass")
-			return nil
+	var objs []*unstructured.Unstructured
+	if a.found == "" {
+		var err error
+		if objs, _, err = env.Ops.Render(a.b.Build, render.ModeInitialize, now); err != nil {
+			return err
 		}
-		found = true
 	}
-	d, err := env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).SetInitStatus(model.InitStarted).Scale(0, now))
-	if err != nil {
-		return err
+	d := a.b.Deployment
+	if !a.again {
+		var err error
+		if d, err = env.Ops.Patch(ctx, ops.NewPatch(a.b.Deployment).SetInitStatus(model.InitStarted).Scale(0, now)); err != nil {
+			return err
+		}
 	}
-	if found {
-		logging.From(ctx).Info().Msg("init Job found: its outcome is read at the next pass")
+	if a.found != "" {
+		logging.From(ctx).Info().Str("job", a.found).Msg("init Job found: its outcome is read at the next pass")
 		env.Ops.Events().Event(ctx, d, ops.Normal, "Initializing", "Initialize", "Init Job found: its outcome is read at the next pass")
 		return nil
 	}
 	if err := env.Ops.Applier().Apply(ctx, objs); err != nil {
 		return fmt.Errorf("failed to launch the init Job of build %s: %w", a.b.Name, err)
 	}
+	if a.again {
+		logging.From(ctx).Info().Msg("init Job launched again")
+		env.Ops.Events().Event(ctx, d, ops.Normal, "Initializing", "Initialize", "Init Job was gone: launched again")
+		return nil
+	}
 	logging.From(ctx).Info().Msg("init Job launched")
 	env.Ops.Events().Event(ctx, d, ops.Normal, "Initializing", "Initialize",
 		fmt.Sprintf("Init Job launched (%d of %d initializing)", a.slot, a.of))
 	notify(ctx, env, a.b, github.StatusPending, "Initializing")
-	return nil
-}
-
-// relaunch launches again the init Job of a build whose init-status is
-// started but whose Job is gone (a run stopped between the two, or the Job
-// deleted by hand).
-type relaunch struct {
-	b *runner.Build
-}
-
-func (a *relaunch) String() string {
-	return fmt.Sprintf("launch again the init Job of %s: it is gone", describe(a.b))
-}
-
-func (a *relaunch) Apply(ctx context.Context, env *runner.Env) error {
-	ctx = buildContext(ctx, a.b)
-	objs, _, err := env.Ops.Render(a.b.Build, render.ModeInitialize, env.Clock.Now())
-	if err != nil {
-		return renderFailed(ctx, env, a.b, err)
-	}
-	if err := env.Ops.Applier().Apply(ctx, objs); err != nil {
-		return fmt.Errorf("failed to launch the init Job of build %s: %w", a.b.Name, err)
-	}
-	logging.From(ctx).Info().Msg("init Job launched again")
-	env.Ops.Events().Event(ctx, a.b.Deployment, ops.Normal, "Initializing", "Initialize", "Init Job was gone: launched again")
 	return nil
 }
 
@@ -143,56 +125,43 @@ func (a *markSucceeded) Apply(ctx context.Context, env *runner.Env) error {
 	return nil
 }
 
-// markFailed records a failed init Job: the end of its log and the reason go
-// into the build's init log ConfigMap (unless recorded already), a Job
-// that never started is deleted, then init-status becomes failed with the
-// reason in an annotation.
+// markFailed fails a build: for a failed init Job, the end of its log and
+// the reason go first into the build's init log ConfigMap (keepLog), and a
+// Job that never started is deleted (kill); then init-status becomes failed
+// with the reason in an annotation.
 type markFailed struct {
-	b        *runner.Build
-	reason   string
-	failFast bool
-	// recorded is set when the init log ConfigMap exists: a previous run
-	// kept the log, which may no longer be readable.
-	recorded bool
-	// job is the failed Job, deleted when it never started.
-	job  *batchv1.Job
-	pods []corev1.Pod
-	logs LogReader
+	b      *runner.Build
+	reason string
+	// why says what happened, for the description.
+	why string
+	// keepLog is set when the log of pods is to be kept: the init log
+	// ConfigMap does not exist yet (when it does, a previous run kept the
+	// log, which may no longer be readable).
+	keepLog bool
+	pods    []corev1.Pod
+	logs    LogReader
+	// kill is the failed Job to delete, nil for none.
+	kill *batchv1.Job
 }
 
 func (a *markFailed) String() string {
-	what := "its init Job failed"
-	if a.failFast {
-		what = "its init pod never started, the Job is deleted"
-	}
-	return fmt.Sprintf("mark %s failed: %s: %s", describe(a.b), what, a.reason)
+	return fmt.Sprintf("mark %s failed: %s: %s", describe(a.b), a.why, a.reason)
 }
 
 func (a *markFailed) Apply(ctx context.Context, env *runner.Env) error {
 	ctx = buildContext(ctx, a.b)
-	if !a.recorded {
+	if a.keepLog {
 		text := CaptureLog(ctx, a.logs, a.pods)
 		if err := saveLog(ctx, env, a.b.Deployment, a.b.Name, a.reason, text); err != nil {
 			return err
 		}
 	}
-	if a.failFast && a.job != nil {
-		if err := env.Ops.DeleteJob(ctx, a.job.Name, a.job.UID); err != nil {
+	if a.kill != nil {
+		if err := env.Ops.DeleteJob(ctx, a.kill.Name, a.kill.UID); err != nil {
 			return err
 		}
 	}
 	return fail(ctx, env, a.b, a.b.Deployment, a.reason)
-}
-
-// renderFailed handles a build whose initialize mode cannot be rendered.
-// When no repository rule matches the build any more, waiting changes
-// nothing: the build fails. Any other error is the kubefiles' or the
-// configuration's, not the build's: the run reports it and the build waits.
-func renderFailed(ctx context.Context, env *runner.Env, b *runner.Build, err error) error {
-	if errors.Is(err, render.ErrUnsupported) {
-		return fail(ctx, env, b, b.Deployment, "Unsupported: no repository rule matches the build any more")
-	}
-	return err
 }
 
 // fail sets init-status failed, the reason, and 0 replicas.

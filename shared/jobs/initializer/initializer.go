@@ -6,9 +6,8 @@ package initializer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,9 +19,6 @@ import (
 
 // Name is the job's name.
 const Name = "initializer"
-
-// readers bounds the reads made at once.
-const readers = 8
 
 // Job is the initializer.
 type Job struct {
@@ -44,56 +40,73 @@ func RunOnce(ctx context.Context, env *runner.Env) error {
 	return runner.RunOnce(ctx, env, Job{})
 }
 
-// Plan implements runner.Job: it reads the init Jobs, their pods and the init
-// log ConfigMap of the builds whose init-status is started, then plans.
+// Plan implements runner.Job: it reads what the plan needs (Read), then
+// plans.
 func (j Job) Plan(ctx context.Context, env *runner.Env, builds *runner.Builds) (runner.Plan, error) {
-	in, err := Read(ctx, env, builds)
-	if err != nil {
-		return runner.Plan{}, err
-	}
 	logs := j.Logs
 	if logs == nil {
 		logs = PodLogs{Client: env.Client}
 	}
-	return Plan(in, Settings{
+	s := Settings{
 		Quotas:       env.Config.Quotas,
 		StartTimeout: env.Config.InitStartTimeout,
 		Logs:         logs,
-	}, env.Clock.Now()), nil
+	}
+	now := env.Clock.Now()
+	in, err := Read(ctx, env, builds, s, now)
+	if err != nil {
+		return runner.Plan{}, err
+	}
+	return Plan(in, s, now), nil
 }
 
 // Read reads what Plan needs beyond the builds: for each build whose
 // init-status is started, its init Jobs, their pods and its init log
-// ConfigMap. These builds are few (about RUNBOAT_MAX_INITIALIZING): reading
+// ConfigMap; then the init Jobs of the oldest builds to initialize, as many
+// as the slots that are free once the outcomes are recorded; and which of
+// these builds no repository rule matches any more. The builds whose
+// init-status is started are few (about RUNBOAT_MAX_INITIALIZING): reading
 // them one by one costs far less than listing the Jobs and pods of every
 // build, which stay after they end.
-func Read(ctx context.Context, env *runner.Env, builds *runner.Builds) (Input, error) {
-	in := Input{Builds: builds.All, Init: map[string]*Init{}}
+func Read(ctx context.Context, env *runner.Env, builds *runner.Builds, s Settings, now time.Time) (Input, error) {
+	in := Input{Builds: builds.All, Init: map[string]*Init{}, Unsupported: map[string]bool{}}
 	var started []*runner.Build
 	for _, b := range builds.All {
+		if b.InitStatus != model.InitTodo && b.InitStatus != model.InitStarted {
+			continue
+		}
+		if b.Status != model.StatusUndeploying && !env.Config.Builds.Supported(b.Ref.Repo, b.Ref.TargetBranch) {
+			in.Unsupported[b.Name] = true
+		}
 		if b.InitStatus == model.InitStarted {
 			started = append(started, b)
 			in.Init[b.Name] = &Init{}
 		}
 	}
-	errs := make([]error, len(started))
-	sem := make(chan struct{}, readers)
-	var wg sync.WaitGroup
-	for i, b := range started {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = readInit(ctx, env, b.Name, in.Init[b.Name])
-		})
+	err := runner.ReadEach(started, func(b *runner.Build) error {
+		return readInit(ctx, env, b.Name, in.Init[b.Name], true)
+	})
+	if err != nil {
+		return Input{}, err
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	_, slots := planOutcomes(in, s, now)
+	todo := launchable(in)
+	todo = todo[:min(len(todo), slots.Free())]
+	for _, b := range todo {
+		in.Init[b.Name] = &Init{}
+	}
+	err = runner.ReadEach(todo, func(b *runner.Build) error {
+		return readInit(ctx, env, b.Name, in.Init[b.Name], false)
+	})
+	if err != nil {
 		return Input{}, err
 	}
 	return in, nil
 }
 
-func readInit(ctx context.Context, env *runner.Env, name string, st *Init) error {
+// readInit reads the init Jobs of a build into st and, when full, their
+// pods and the build's init log ConfigMap.
+func readInit(ctx context.Context, env *runner.Env, name string, st *Init, full bool) error {
 	sel := labels.Set{model.LabelBuild: name, model.LabelJobKind: string(model.JobInitialize)}.String()
 	ns := env.Namespace()
 	jobs, err := env.Client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
@@ -101,6 +114,9 @@ func readInit(ctx context.Context, env *runner.Env, name string, st *Init) error
 		return fmt.Errorf("failed to list the init Jobs of build %s: %w", name, err)
 	}
 	st.Jobs = jobs.Items
+	if !full {
+		return nil
+	}
 	pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return fmt.Errorf("failed to list the init pods of build %s: %w", name, err)

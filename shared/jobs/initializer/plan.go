@@ -29,16 +29,16 @@ var stuckReasons = map[string]bool{
 	"CreateContainerError":       true,
 }
 
-// Init is what was read of the initialization of a build whose init-status
-// is started.
+// Init is what was read of the initialization of a build.
 type Init struct {
 	// Jobs are the build's init Jobs, those being deleted included.
 	Jobs []batchv1.Job
-	// Pods are the pods of the build's init Jobs.
+	// Pods are the pods of the build's init Jobs; read only for a build
+	// whose init-status is started.
 	Pods []corev1.Pod
 	// Log is the build's init log ConfigMap, nil when it has none (or it
-	// was not read: it is read only for a build whose init Job failed or is
-	// gone).
+	// was not read: it is read only for a build whose init-status is
+	// started).
 	Log *corev1.ConfigMap
 }
 
@@ -46,9 +46,13 @@ type Init struct {
 type Input struct {
 	// Builds are every build, oldest first.
 	Builds []*runner.Build
-	// Init holds, for each build whose init-status is started, what was
-	// read of its initialization.
+	// Init holds what was read of the initialization of each build whose
+	// init-status is started, and the init Jobs of the builds to initialize
+	// that the plan may launch (the oldest, as many as slots are free).
 	Init map[string]*Init
+	// Unsupported are the builds to initialize, or whose init-status is
+	// started, that no repository rule matches any more.
+	Unsupported map[string]bool
 }
 
 // Settings are the settings the plan follows.
@@ -61,6 +65,9 @@ type Settings struct {
 	Logs LogReader
 }
 
+// unsupportedReason is the failure of a build no repository rule matches.
+const unsupportedReason = "Unsupported: no repository rule matches the build any more"
+
 // Plan plans a pass of the initializer, without reading or writing anything:
 //
 //  1. the outcome of the init Job of each build whose init-status is
@@ -69,90 +76,111 @@ type Settings struct {
 //     past the start timeout fails its build and its Job is deleted; a build
 //     whose init Job is gone gets it again (or, when its failure was
 //     recorded before the run stopped, is marked failed);
-//  2. init Jobs are launched for the oldest builds to initialize (todo)
-//     while fewer than MAX_INITIALIZING init Jobs run.
+//  2. the builds to initialize (todo) that no repository rule matches any
+//     more fail: waiting changes nothing;
+//  3. init Jobs are launched for the oldest builds to initialize while
+//     fewer than MAX_INITIALIZING init Jobs run (quota.Count). A build whose
+//     init Job is there already (left by the Python runboat, or launched
+//     for a build reset meanwhile) is only marked started; one whose
+//     previous init Job is being deleted waits for it to go, holding its
+//     slot.
 func Plan(in Input, s Settings, now time.Time) runner.Plan {
-	var (
-		plan    runner.Plan
-		running int
-	)
-	wakeAt := func(t time.Time) {
-		if !t.IsZero() && (plan.Wake.IsZero() || t.Before(plan.Wake)) {
-			plan.Wake = t
+	plan, slots := planOutcomes(in, s, now)
+	for _, b := range in.Builds {
+		if b.InitStatus == model.InitTodo && b.Status != model.StatusUndeploying && in.Unsupported[b.Name] {
+			plan.Actions = append(plan.Actions, &markFailed{b: b, reason: unsupportedReason, why: "no repository rule matches it any more"})
 		}
 	}
+	for _, b := range launchable(in) {
+		st := in.Init[b.Name]
+		if st == nil {
+			break // not read: never launch on a guess
+		}
+		if err := slots.Take(); err != nil {
+			break
+		}
+		job, deleting := model.NewestJob(st.Jobs, model.JobInitialize)
+		switch {
+		case deleting:
+			// Its previous init Job is still going: launched at a next pass.
+		case job != nil:
+			plan.Actions = append(plan.Actions, &launch{b: b, slot: slots.Count(), of: s.Quotas.MaxInitializing, found: job.Name})
+		default:
+			plan.Actions = append(plan.Actions, &launch{b: b, slot: slots.Count(), of: s.Quotas.MaxInitializing})
+		}
+	}
+	return plan
+}
+
+// planOutcomes plans the recording of the outcome of the init Jobs of the
+// builds whose init-status is started, and returns the initializing slots
+// left taken after them: quota.Count's, less the builds whose outcome the
+// plan records.
+func planOutcomes(in Input, s Settings, now time.Time) (runner.Plan, *quota.Tracker) {
+	var plan runner.Plan
+	initJobs := make(map[string][]batchv1.Job, len(in.Init))
+	for name, st := range in.Init {
+		initJobs[name] = st.Jobs
+	}
+	slots := quota.NewTracker(quota.Initializing, s.Quotas, quota.Count(runner.Models(in.Builds), initJobs).Initializing)
+	record := func(a runner.Action) {
+		plan.Actions = append(plan.Actions, a)
+		slots.Release()
+	}
 	for _, b := range in.Builds {
-		if b.InitStatus != model.InitStarted {
+		if b.InitStatus != model.InitStarted || b.Status == model.StatusUndeploying {
+			// The undeployer kills the init Job of a build being
+			// undeployed; until then it holds its slot (quota.Count).
 			continue
 		}
 		st := in.Init[b.Name]
 		if st == nil {
-			// Not read: count it, decide nothing.
-			running++
-			continue
+			continue // not read: it holds its slot, nothing is decided
 		}
-		live, deleting := splitJobs(st.Jobs)
-		if b.Status == model.StatusUndeploying {
-			// The undeployer kills its init Job; until then it runs.
-			if len(deleting) > 0 || (live != nil && outcomeOf(live, nil, now, s.StartTimeout).kind == jobRunning) {
-				running++
-			}
-			continue
-		}
+		live, deleting := model.NewestJob(st.Jobs, model.JobInitialize)
 		if live == nil {
 			switch {
-			case len(deleting) > 0:
-				running++ // wait for it to go
+			case deleting:
+				// Wait for it to go.
 			case st.Log != nil:
-				plan.Actions = append(plan.Actions, &markFailed{b: b, reason: recordedReason(st.Log), recorded: true})
+				record(&markFailed{b: b, reason: recordedReason(st.Log), why: "its failure was recorded, its init Job is gone"})
+			case in.Unsupported[b.Name]:
+				record(&markFailed{b: b, reason: unsupportedReason, why: "its init Job is gone and no repository rule matches it any more"})
 			default:
-				running++
-				plan.Actions = append(plan.Actions, &relaunch{b: b})
+				plan.Actions = append(plan.Actions, &launch{b: b, again: true})
 			}
 			continue
 		}
 		o := outcomeOf(live, st.Pods, now, s.StartTimeout)
 		switch o.kind {
-		case jobRunning:
-			running++
-			wakeAt(o.deadline)
-		case jobSucceeded:
-			plan.Actions = append(plan.Actions, &markSucceeded{b: b})
-		case jobFailed:
-			plan.Actions = append(plan.Actions, &markFailed{
-				b: b, reason: o.reason, failFast: o.failFast, job: live,
-				pods: podsOf(live, st.Pods), logs: s.Logs, recorded: st.Log != nil,
-			})
+		case model.JobRunning:
+			if !o.deadline.IsZero() && (plan.Wake.IsZero() || o.deadline.Before(plan.Wake)) {
+				plan.Wake = o.deadline
+			}
+		case model.JobSucceeded:
+			record(&markSucceeded{b: b})
+		case model.JobFailed:
+			f := &markFailed{b: b, reason: o.reason, why: "its init Job failed", keepLog: st.Log == nil, pods: podsOf(live, st.Pods), logs: s.Logs}
+			if o.failFast {
+				f.why, f.kill = "its init pod never started, the Job is deleted", live
+			}
+			record(f)
 		}
 	}
-	slots := quota.NewTracker(quota.Initializing, s.Quotas, running)
-	for _, b := range in.Builds {
-		if b.InitStatus != model.InitTodo || b.Status == model.StatusUndeploying {
-			continue
-		}
-		if err := slots.Take(); err != nil {
-			break
-		}
-		plan.Actions = append(plan.Actions, &launch{b: b, slot: slots.Count(), of: s.Quotas.MaxInitializing})
-	}
-	return plan
+	return plan, slots
 }
 
-// splitJobs returns the newest init Job not being deleted, and the Jobs
-// being deleted.
-func splitJobs(jobs []batchv1.Job) (live *batchv1.Job, deleting []batchv1.Job) {
-	for i := range jobs {
-		j := &jobs[i]
-		if j.DeletionTimestamp != nil {
-			deleting = append(deleting, *j)
-			continue
-		}
-		if live == nil || j.CreationTimestamp.After(live.CreationTimestamp.Time) ||
-			(j.CreationTimestamp.Equal(&live.CreationTimestamp) && j.Name > live.Name) {
-			live = j
+// launchable returns the builds to initialize that a launch may be
+// planned for, oldest first: not being undeployed, and matched by a
+// repository rule.
+func launchable(in Input) []*runner.Build {
+	var out []*runner.Build
+	for _, b := range in.Builds {
+		if b.InitStatus == model.InitTodo && b.Status != model.StatusUndeploying && !in.Unsupported[b.Name] {
+			out = append(out, b)
 		}
 	}
-	return live, deleting
+	return out
 }
 
 // podsOf returns the pods of job.
@@ -175,17 +203,9 @@ func ownedBy(p corev1.Pod, uid types.UID) bool {
 	return false
 }
 
-type jobKind int
-
-const (
-	jobRunning jobKind = iota
-	jobSucceeded
-	jobFailed
-)
-
 // outcome is what became of an init Job.
 type outcome struct {
-	kind   jobKind
+	kind   model.JobPhase
 	reason string
 	// failFast is set when the Job failed because a pod never started: the
 	// Job must be deleted.
@@ -198,18 +218,13 @@ type outcome struct {
 // outcomeOf reads the outcome of an init Job from its conditions and, while
 // it runs, from its pods: one stuck past the start timeout fails it.
 func outcomeOf(job *batchv1.Job, pods []corev1.Pod, now time.Time, timeout time.Duration) outcome {
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobFailed:
-			return outcome{kind: jobFailed, reason: failureReason(c, podsOf(job, pods))}
-		case batchv1.JobComplete:
-			return outcome{kind: jobSucceeded}
-		}
+	switch phase, reason := model.JobOutcome(job); phase {
+	case model.JobFailed:
+		return outcome{kind: model.JobFailed, reason: failureReason(reason, podsOf(job, pods))}
+	case model.JobSucceeded:
+		return outcome{kind: model.JobSucceeded}
 	}
-	o := outcome{kind: jobRunning}
+	o := outcome{kind: model.JobRunning}
 	for _, p := range podsOf(job, pods) {
 		reason, message := stuck(p)
 		if reason == "" {
@@ -226,7 +241,7 @@ func outcomeOf(job *batchv1.Job, pods []corev1.Pod, now time.Time, timeout time.
 		if message != "" {
 			text += ": " + message
 		}
-		return outcome{kind: jobFailed, reason: text, failFast: true}
+		return outcome{kind: model.JobFailed, reason: text, failFast: true}
 	}
 	return o
 }
@@ -250,13 +265,10 @@ func stuck(p corev1.Pod) (reason, message string) {
 	return "", ""
 }
 
-// failureReason describes a failed Job: its condition's reason and message,
-// and how the containers of its last failed pod ended.
-func failureReason(c batchv1.JobCondition, pods []corev1.Pod) string {
-	parts := []string{c.Reason}
-	if c.Message != "" {
-		parts[0] += ": " + c.Message
-	}
+// failureReason describes a failed Job: the reason of its condition
+// (model.JobOutcome), and how the containers of its last failed pod ended.
+func failureReason(condition string, pods []corev1.Pod) string {
+	parts := []string{condition}
 	var failed []corev1.Pod
 	for _, p := range pods {
 		if p.Status.Phase == corev1.PodFailed {
@@ -280,9 +292,6 @@ func failureReason(c batchv1.JobCondition, pods []corev1.Pod) string {
 		if last.Status.Reason != "" {
 			parts = append(parts, fmt.Sprintf("pod %s: %s", last.Status.Reason, last.Status.Message))
 		}
-	}
-	if parts[0] == "" {
-		parts[0] = "Failed"
 	}
 	return strings.Join(parts, "; ")
 }

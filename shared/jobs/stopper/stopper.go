@@ -48,6 +48,7 @@ func Plan(builds []*runner.Build, s Settings, now time.Time) runner.Plan {
 		plan   runner.Plan
 		active []*runner.Build
 	)
+	started := quota.NewTracker(quota.Started, s.Quotas, quota.Count(runner.Models(builds), nil).Started)
 	for _, b := range builds {
 		if b.Status != model.StatusStarted && b.Status != model.StatusStarting {
 			continue
@@ -56,6 +57,7 @@ func Plan(builds []*runner.Build, s Settings, now time.Time) runner.Plan {
 			end := b.LastScaled.Add(s.MaxStartedAge)
 			if !now.Before(end) {
 				plan.Actions = append(plan.Actions, &stop{b: b, why: fmt.Sprintf("started for more than %s (RUNBOAT_MAX_STARTED_AGE)", s.MaxStartedAge)})
+				started.Release()
 				continue
 			}
 			if plan.Wake.IsZero() || end.Before(plan.Wake) {
@@ -64,7 +66,6 @@ func Plan(builds []*runner.Build, s Settings, now time.Time) runner.Plan {
 		}
 		active = append(active, b)
 	}
-	started := quota.NewTracker(quota.Started, s.Quotas, len(active))
 	excess := started.Excess()
 	if excess == 0 {
 		return plan

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -31,7 +32,8 @@ func buildContext(ctx context.Context, b *runner.Build) context.Context {
 
 // startCleanup starts the cleanup of a build being undeployed: its init Job
 // is killed (so that it creates nothing the cleanup has dropped), it is
-// scaled to 0, and its cleanup Job is launched, unless running already.
+// scaled to 0, and its cleanup Job is launched, unless running already, or
+// unless the plan found that none can run (abandon).
 type startCleanup struct {
 	b           *runner.Build
 	attempt, of int
@@ -39,6 +41,9 @@ type startCleanup struct {
 	// running is set when the cleanup Job runs already: a previous run
 	// stopped before killing the init Job or scaling down.
 	running bool
+	// abandon, when set, is recorded instead of launching a cleanup Job:
+	// none can be rendered for the build.
+	abandon *recordCleanupFailure
 }
 
 func (a *startCleanup) String() string {
@@ -49,8 +54,11 @@ func (a *startCleanup) String() string {
 	if a.b.DesiredReplicas != 0 {
 		steps += "scale it to 0, "
 	}
-	if a.running {
+	switch {
+	case a.running:
 		return fmt.Sprintf("undeploying %s: %sits cleanup Job runs", describe(a.b), steps)
+	case a.abandon != nil:
+		return fmt.Sprintf("undeploying %s: %sno cleanup Job can run, giving up: %s", describe(a.b), steps, a.abandon.reason)
 	}
 	return fmt.Sprintf("undeploying %s: %slaunch its cleanup Job (attempt %d of %d)", describe(a.b), steps, a.attempt, a.of)
 }
@@ -66,17 +74,13 @@ func (a *startCleanup) Apply(ctx context.Context, env *runner.Env) error {
 	if err != nil {
 		return err
 	}
-	if a.running {
+	switch {
+	case a.running:
 		return nil
+	case a.abandon != nil:
+		return a.abandon.record(ctx, env, d)
 	}
 	objs, _, err := env.Ops.Render(a.b.Build, render.ModeCleanup, env.Clock.Now())
-	if errors.Is(err, render.ErrUnsupported) {
-		// No cleanup Job can ever run: give up at once, for a person to
-		// look at.
-		give := &recordCleanupFailure{b: a.b, attempt: a.of, of: a.of, reason: "Unsupported: no repository rule matches the build any more"}
-		a.b.Deployment = d
-		return give.Apply(ctx, env)
-	}
 	if err != nil {
 		return err
 	}
@@ -167,8 +171,12 @@ func (a *recordCleanupFailure) String() string {
 }
 
 func (a *recordCleanupFailure) Apply(ctx context.Context, env *runner.Env) error {
-	ctx = buildContext(ctx, a.b)
-	p := ops.NewPatch(a.b.Deployment).
+	return a.record(buildContext(ctx, a.b), env, a.b.Deployment)
+}
+
+// record records the failure on d, the build's Deployment as last written.
+func (a *recordCleanupFailure) record(ctx context.Context, env *runner.Env, d *appsv1.Deployment) error {
+	p := ops.NewPatch(d).
 		SetAnnotation(model.AnnotationCleanupAttempts, strconv.Itoa(a.attempt)).
 		SetAnnotation(model.AnnotationCleanupFailure, a.reason)
 	if a.final() {

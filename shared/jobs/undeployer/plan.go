@@ -8,7 +8,6 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -34,6 +33,9 @@ type Input struct {
 	Builds []*runner.Build
 	// Jobs are the Jobs of the builds being undeployed, by build name.
 	Jobs map[string][]batchv1.Job
+	// Unsupported are the builds being undeployed that no repository rule
+	// matches any more: no cleanup Job can be rendered for them.
+	Unsupported map[string]bool
 	// Objects are the resources labelled with a build, of the types the
 	// undeployer deletes; nil when not read.
 	Objects []Object
@@ -52,8 +54,9 @@ type Settings struct {
 //     to 0 and its cleanup Job is run; when that succeeds its resources are
 //     deleted and its finalizer removed; when it fails, it is run again
 //     after a backoff, up to RUNBOAT_CLEANUP_ATTEMPTS times, then the build
-//     is left marked with the reason. With RUNBOAT_NO_CLEANUP_JOB its
-//     resources are deleted at once.
+//     is left marked with the reason. A build no repository rule matches
+//     any more, for which no cleanup Job can ever run, is left marked at
+//     once. With RUNBOAT_NO_CLEANUP_JOB its resources are deleted at once.
 //  2. while more than MAX_DEPLOYED builds are deployed (not counting those
 //     being undeployed), the least recently scaled stopped or failed builds
 //     are undeployed, never the newest build of a branch (the builds of a
@@ -71,7 +74,7 @@ func Plan(in Input, s Settings, now time.Time) runner.Plan {
 		if b.Status != model.StatusUndeploying || !slices.Contains(b.Deployment.Finalizers, model.Finalizer) {
 			continue
 		}
-		if a, wake := planCleanup(b, in.Jobs[b.Name], s, now); a != nil {
+		if a, wake := planCleanup(b, in.Jobs[b.Name], in.Unsupported[b.Name], s, now); a != nil {
 			plan.Actions = append(plan.Actions, a)
 		} else {
 			wakeAt(wake)
@@ -84,32 +87,14 @@ func Plan(in Input, s Settings, now time.Time) runner.Plan {
 
 // planCleanup plans the next step of the undeploying of b, or returns when
 // to look again.
-func planCleanup(b *runner.Build, jobs []batchv1.Job, s Settings, now time.Time) (runner.Action, time.Time) {
+func planCleanup(b *runner.Build, jobs []batchv1.Job, unsupported bool, s Settings, now time.Time) (runner.Action, time.Time) {
 	if s.Cleanup.NoCleanupJob {
 		return &finish{b: b, why: "no cleanup Job (RUNBOAT_NO_CLEANUP_JOB)"}, time.Time{}
 	}
-	var (
-		initRunning bool
-		cleanup     *batchv1.Job
-		deleting    bool
-	)
-	for i := range jobs {
-		j := &jobs[i]
-		switch model.JobKind(j.Labels[model.LabelJobKind]) {
-		case model.JobInitialize:
-			if j.DeletionTimestamp == nil {
-				initRunning = true
-			}
-		case model.JobCleanup:
-			if j.DeletionTimestamp != nil {
-				deleting = true
-				continue
-			}
-			if cleanup == nil || j.CreationTimestamp.After(cleanup.CreationTimestamp.Time) {
-				cleanup = j
-			}
-		}
-	}
+	initRunning := slices.ContainsFunc(jobs, func(j batchv1.Job) bool {
+		return model.JobKind(j.Labels[model.LabelJobKind]) == model.JobInitialize && j.DeletionTimestamp == nil
+	})
+	cleanup, deleting := model.NewestJob(jobs, model.JobCleanup)
 	attempts := attemptsOf(b)
 	if cleanup == nil {
 		switch {
@@ -121,12 +106,18 @@ func planCleanup(b *runner.Build, jobs []batchv1.Job, s Settings, now time.Time)
 		if after := retryAfter(b); now.Before(after) {
 			return nil, after
 		}
-		return &startCleanup{b: b, attempt: attempts + 1, of: s.Jobs.CleanupAttempts, killInit: initRunning}, time.Time{}
+		a := &startCleanup{b: b, attempt: attempts + 1, of: s.Jobs.CleanupAttempts, killInit: initRunning}
+		if unsupported {
+			// No cleanup Job can ever run: give up at once, for a person
+			// to look at.
+			a.abandon = &recordCleanupFailure{b: b, attempt: a.of, of: a.of, reason: "Unsupported: no repository rule matches the build any more"}
+		}
+		return a, time.Time{}
 	}
-	switch kind, reason := cleanupOutcome(cleanup); kind {
-	case cleanupSucceeded:
+	switch kind, reason := model.JobOutcome(cleanup); kind {
+	case model.JobSucceeded:
 		return &finish{b: b, why: "cleanup Job succeeded"}, time.Time{}
-	case cleanupFailed:
+	case model.JobFailed:
 		attempt := attemptOf(cleanup, attempts+1)
 		if attempt <= attempts && b.Deployment.Annotations[model.AnnotationCleanupFailure] != "" && attempt >= s.Jobs.CleanupAttempts {
 			return nil, time.Time{} // given up, recorded
@@ -142,33 +133,6 @@ func planCleanup(b *runner.Build, jobs []batchv1.Job, s Settings, now time.Time)
 		}
 		return nil, time.Time{}
 	}
-}
-
-type cleanupKind int
-
-const (
-	cleanupRunning cleanupKind = iota
-	cleanupSucceeded
-	cleanupFailed
-)
-
-func cleanupOutcome(j *batchv1.Job) (cleanupKind, string) {
-	for _, c := range j.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobComplete:
-			return cleanupSucceeded, ""
-		case batchv1.JobFailed:
-			reason := c.Reason
-			if c.Message != "" {
-				reason += ": " + c.Message
-			}
-			return cleanupFailed, reason
-		}
-	}
-	return cleanupRunning, ""
 }
 
 // attemptsOf is the count of failed cleanup attempts of b.
@@ -214,13 +178,8 @@ func backoff(base time.Duration, attempt int) time.Duration {
 func planEvictions(builds []*runner.Build, q config.Quotas) []runner.Action {
 	type branch struct{ repo, name string }
 	newest := map[branch]*runner.Build{}
-	deployed := 0
 	for _, b := range builds {
-		if b.Status == model.StatusUndeploying {
-			continue
-		}
-		deployed++
-		if b.Ref.PR != 0 {
+		if b.Status == model.StatusUndeploying || b.Ref.PR != 0 {
 			continue
 		}
 		k := branch{b.Ref.Repo, b.Ref.TargetBranch}
@@ -228,7 +187,7 @@ func planEvictions(builds []*runner.Build, q config.Quotas) []runner.Action {
 			newest[k] = b
 		}
 	}
-	tracker := quota.NewTracker(quota.Deployed, q, deployed)
+	tracker := quota.NewTracker(quota.Deployed, q, quota.Count(runner.Models(builds), nil).Deployed)
 	excess := tracker.Excess()
 	if excess == 0 {
 		return nil

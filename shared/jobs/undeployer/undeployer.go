@@ -7,10 +7,8 @@ package undeployer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,9 +23,6 @@ import (
 
 // Name is the job's name.
 const Name = "undeployer"
-
-// readers bounds the reads made at once.
-const readers = 8
 
 // alwaysDeleted are the types of resources runboat itself makes for every
 // build (the build variables and env, the init and cleanup Jobs, the init
@@ -60,43 +55,41 @@ func Resources(env *runner.Env) ([]schema.GroupVersionResource, error) {
 }
 
 // Read reads what Plan needs beyond the builds: the Jobs of the builds being
-// undeployed, and the resources labelled with a build of the types deleted
-// with builds (but Deployments: a Deployment is the build itself).
+// undeployed and which of them no repository rule matches any more, and the
+// resources labelled with a build of the types deleted with builds (but
+// Deployments: a Deployment is the build itself).
 func Read(ctx context.Context, env *runner.Env, builds *runner.Builds) (Input, error) {
-	in := Input{Builds: builds.All, Jobs: map[string][]batchv1.Job{}}
-	var undeploying []*runner.Build
+	in := Input{Builds: builds.All, Jobs: map[string][]batchv1.Job{}, Unsupported: map[string]bool{}}
+	type read struct {
+		b    *runner.Build
+		jobs []batchv1.Job
+	}
+	var undeploying []*read
 	if !env.Config.NoCleanupJob {
 		for _, b := range builds.All {
 			if b.Status == model.StatusUndeploying && slices.Contains(b.Deployment.Finalizers, model.Finalizer) {
-				undeploying = append(undeploying, b)
+				undeploying = append(undeploying, &read{b: b})
+				if !env.Config.Builds.Supported(b.Ref.Repo, b.Ref.TargetBranch) {
+					in.Unsupported[b.Name] = true
+				}
 			}
 		}
 	}
-	var (
-		mu   sync.Mutex
-		errs = make([]error, len(undeploying))
-		sem  = make(chan struct{}, readers)
-		wg   sync.WaitGroup
-	)
-	for i, b := range undeploying {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			list, err := env.Client.BatchV1().Jobs(env.Namespace()).List(ctx, metav1.ListOptions{
-				LabelSelector: labels.Set{model.LabelBuild: b.Name}.String(),
-			})
-			if err != nil {
-				errs[i] = fmt.Errorf("failed to list the Jobs of build %s: %w", b.Name, err)
-				return
-			}
-			mu.Lock()
-			in.Jobs[b.Name] = list.Items
-			mu.Unlock()
+	err := runner.ReadEach(undeploying, func(r *read) error {
+		list, err := env.Client.BatchV1().Jobs(env.Namespace()).List(ctx, metav1.ListOptions{
+			LabelSelector: labels.Set{model.LabelBuild: r.b.Name}.String(),
 		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+		if err != nil {
+			return fmt.Errorf("failed to list the Jobs of build %s: %w", r.b.Name, err)
+		}
+		r.jobs = list.Items
+		return nil
+	})
+	if err != nil {
 		return Input{}, err
+	}
+	for _, r := range undeploying {
+		in.Jobs[r.b.Name] = r.jobs
 	}
 	objects, err := listObjects(ctx, env)
 	if err != nil {

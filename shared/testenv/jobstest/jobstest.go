@@ -160,3 +160,13 @@ func Pod(job batchv1.Job, name string, created time.Time, phase corev1.PodPhase,
 		},
 	}
 }
+
+// N is the number of a build made by Build: its Spec's N, read back from
+// its commit. Plan tests name builds by it ("launch #3").
+func N(b *runner.Build) int {
+	n, err := strconv.ParseInt(b.Ref.Commit, 16, 64)
+	if err != nil {
+		panic(fmt.Sprintf("build %s was not made by jobstest.Build: %v", b.Name, err))
+	}
+	return int(n)
+}
