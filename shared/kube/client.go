@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -124,10 +125,15 @@ func NewClients(cfg *rest.Config) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the metadata client: %w", err)
 	}
-	// The short names and the mappings read the same cached discovery.
-	disc := memory.NewMemCacheClient(typed.Discovery())
-	mapper := restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(disc), disc, nil)
-	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn, Metadata: meta, Mapper: mapper}, nil
+	return &Clients{Config: cfg, Typed: typed, Dynamic: dyn, Metadata: meta, Mapper: NewMapper(typed.Discovery())}, nil
+}
+
+// NewMapper returns a RESTMapper on disc that also knows the short names of
+// resources (pvc, deploy...), as kubectl does. The short names and the
+// mappings read one discovery cache, fetched on first use.
+func NewMapper(disc discovery.DiscoveryInterface) meta.RESTMapper {
+	cached := memory.NewMemCacheClient(disc)
+	return restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(cached), cached, nil)
 }
 
 // Applier returns an Applier acting with the dynamic client, resolving kinds

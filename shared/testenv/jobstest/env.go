@@ -1,8 +1,6 @@
 package jobstest
 
 import (
-	"k8s.io/apimachinery/pkg/api/meta/testrestmapper"
-
 	"runboat.dev/shared/kube"
 
 	"bytes"
@@ -95,7 +93,7 @@ func Env(t testing.TB, cfg runner.Config, job string, now time.Time, objs ...run
 		Typed:    cs,
 		Dynamic:  dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()),
 		Metadata: metadatafake.NewSimpleMetadataClient(metaScheme, metas...),
-		Mapper:   testrestmapper.TestOnlyStaticRESTMapper(scheme.Scheme),
+		Mapper:   kube.NewMapper(cs.Discovery()),
 	}
 	env, err := runner.NewEnv(cfg, clients, job, runner.EnvOptions{
 		Clock:    clocktesting.NewFakeClock(now),
