@@ -173,7 +173,7 @@ func checkRepo(repo string) []string {
 	if repo == "" {
 		return []string{"missing repo"}
 	}
-	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err != nil {
+	if err := model.ValidateRepo(repo); err != nil {
 		return []string{fmt.Sprintf("invalid repo %q: want owner/name", repo)}
 	}
 	return nil
@@ -181,8 +181,7 @@ func checkRepo(repo string) []string {
 
 // validBranch tells whether a branch name can make a build.
 func validBranch(branch string) bool {
-	_, err := model.NewRef("a/b", branch, 0, zeroSHA)
-	return err == nil
+	return model.ValidateBranch(branch) == nil
 }
 
 // triggerFailed answers a failure to ask GitHub.

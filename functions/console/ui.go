@@ -228,7 +228,7 @@ func (h *Handler) pageHome(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) pageRepo(w http.ResponseWriter, r *http.Request) {
 	repo := strings.ToLower(r.PathValue("owner") + "/" + r.PathValue("repo"))
-	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err != nil {
+	if err := model.ValidateRepo(repo); err != nil {
 		h.message(w, r, http.StatusBadRequest, "No such repository", "A repository is named owner/name.", nil)
 		return
 	}
@@ -330,7 +330,7 @@ func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) legacyBuilds(w http.ResponseWriter, r *http.Request) {
 	repo := strings.ToLower(r.URL.Query().Get("repo"))
 	target := "/"
-	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err == nil {
+	if err := model.ValidateRepo(repo); err == nil {
 		target = "/repos/" + escapePath(repo)
 	}
 	http.Redirect(w, r, target, http.StatusMovedPermanently)
