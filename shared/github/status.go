@@ -11,6 +11,8 @@ import (
 
 	gh "github.com/google/go-github/v58/github"
 	"github.com/rs/zerolog"
+
+	"runboat.dev/shared/text"
 )
 
 // StatusContext is the context of every commit status posted, as runboat's.
@@ -122,21 +124,12 @@ func (c *Client) PostStatus(ctx context.Context, repo, sha string, state StatusS
 		status.TargetURL = gh.String(targetURL)
 	}
 	if description != "" {
-		status.Description = gh.String(truncate(description, maxDescription))
+		status.Description = gh.String(text.Truncate(description, maxDescription, text.Runes))
 	}
 	if _, _, err := c.client.Repositories.CreateStatus(ctx, owner, name, sha, status); err != nil {
 		return fmt.Errorf("failed to post %s status of %s@%s: %w", state, repo, sha, err)
 	}
 	return nil
-}
-
-// truncate cuts s to at most n characters.
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 // NoopStatusPoster posts nothing: the StatusPoster used when commit statuses
