@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	gh "github.com/google/go-github/v58/github"
 
@@ -44,9 +43,6 @@ func (h *Handler) admin(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// githubTimeout bounds a GitHub call when no HTTP client is given.
-const githubTimeout = 10 * time.Second
-
 // githubClient asks GitHub for the head commits of branches and pull
 // requests.
 type githubClient struct {
@@ -54,22 +50,9 @@ type githubClient struct {
 }
 
 func newGitHubClient(httpClient *http.Client, token, apiURL string) (*githubClient, error) {
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: githubTimeout}
-	}
-	c := gh.NewClient(httpClient)
-	if token != "" {
-		c = c.WithAuthToken(token)
-	}
-	if apiURL != "" {
-		if !strings.HasSuffix(apiURL, "/") {
-			apiURL += "/"
-		}
-		u, err := url.Parse(apiURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, errors.New("invalid GitHub API URL: want an http:// or https:// URL")
-		}
-		c.BaseURL = u
+	c, err := github.NewAPIClient(httpClient, token, apiURL)
+	if err != nil {
+		return nil, err
 	}
 	return &githubClient{client: c}, nil
 }

@@ -21,7 +21,7 @@ const StatusContext = "runboat/build"
 // maxDescription is GitHub's limit on a commit status description.
 const maxDescription = 140
 
-// defaultTimeout bounds one status post when no HTTP client is given.
+// defaultTimeout bounds one call when no HTTP client is given.
 const defaultTimeout = 10 * time.Second
 
 // StatusState is the state of a commit status.
@@ -86,24 +86,36 @@ func NewClient(httpClient *http.Client, token, apiBaseURL string) (*Client, erro
 	if token == "" {
 		return nil, errors.New("missing GitHub token")
 	}
+	c, err := NewAPIClient(httpClient, token, apiBaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{client: c}, nil
+}
+
+// NewAPIClient returns a go-github client of the REST API at apiBaseURL
+// (empty for https://api.github.com/), authenticated with token unless it
+// is empty (anonymous calls). A nil httpClient gets one with a short
+// timeout.
+func NewAPIClient(httpClient *http.Client, token, apiBaseURL string) (*gh.Client, error) {
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: defaultTimeout}
 	}
-	c := gh.NewClient(httpClient).WithAuthToken(token)
+	c := gh.NewClient(httpClient)
+	if token != "" {
+		c = c.WithAuthToken(token)
+	}
 	if apiBaseURL != "" {
 		if !strings.HasSuffix(apiBaseURL, "/") {
 			apiBaseURL += "/"
 		}
 		u, err := url.Parse(apiBaseURL)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse GitHub API URL: %w", err)
-		}
-		if u.Scheme != "https" && u.Scheme != "http" {
-			return nil, fmt.Errorf("invalid GitHub API URL %q: want http or https", apiBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, errors.New("invalid GitHub API URL: want an http:// or https:// URL")
 		}
 		c.BaseURL = u
 	}
-	return &Client{client: c}, nil
+	return c, nil
 }
 
 // PostStatus implements StatusPoster. The description is cut to GitHub's
