@@ -287,7 +287,7 @@ func (h *Handler) wake(w http.ResponseWriter, r *http.Request, b buildInfo) {
 		h.message(w, r, http.StatusOK, "Build failed", "The initialization of this build failed, so it cannot be started.", &v)
 		return
 	case model.StatusStopped, model.StatusStopping:
-		if _, err := h.start(ctx, b.Name); err != nil {
+		if err := h.scale(ctx, b.Name, starting); err != nil {
 			if errIsNotFound(err) {
 				h.message(w, r, http.StatusNotFound, "No such build", "This build was undeployed meanwhile.", nil)
 				return
