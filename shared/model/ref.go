@@ -46,7 +46,13 @@ func NewRef(repo, targetBranch string, pr int, commit string) (Ref, error) {
 
 // Validate reports every problem of the Ref at once.
 func (r Ref) Validate() error {
-	errs := []error{ValidateRepo(r.Repo), ValidateBranch(r.TargetBranch)}
+	var errs []error
+	if err := ValidateRepo(r.Repo); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ValidateBranch(r.TargetBranch); err != nil {
+		errs = append(errs, err)
+	}
 	if r.PR < 0 {
 		errs = append(errs, fmt.Errorf("invalid pull request number %d", r.PR))
 	}

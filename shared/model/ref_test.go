@@ -164,6 +164,15 @@ func TestValidateRepoAndBranch(t *testing.T) {
 	}
 }
 
+// Validate runs for every build of every list: a valid Ref costs no
+// allocation.
+func TestValidateDoesNotAllocate(t *testing.T) {
+	r := Ref{Repo: "oca/mis-builder", TargetBranch: "16.0", PR: 42, Commit: sha40}
+	if n := testing.AllocsPerRun(100, func() { _ = r.Validate() }); n != 0 {
+		t.Errorf("Validate of a valid Ref: %v allocations, want 0", n)
+	}
+}
+
 func TestPRString(t *testing.T) {
 	if got := (Ref{PR: 0}).PRString(); got != "" {
 		t.Errorf("PRString of a branch build = %q, want empty", got)
