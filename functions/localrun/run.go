@@ -54,7 +54,9 @@ var jobs = []string{"initializer", "stopper", "undeployer"}
 type Options struct {
 	// Root is the project's root folder.
 	Root string
-	// Out receives what a person should read.
+	// Out receives what a person should read. It must take writes from
+	// several goroutines, as os.Stdout does: Run says that it stops while a
+	// step may be writing.
 	Out io.Writer
 }
 
@@ -63,32 +65,18 @@ type Options struct {
 // every process it started has ended; what failed because the stop cut it
 // short (a build, a delivery) is no error.
 func Run(ctx context.Context, opts Options) error {
-	out := &lockedWriter{w: opts.Out}
-	opts.Out = out
 	said := make(chan struct{})
 	defer context.AfterFunc(ctx, func() {
-		fmt.Fprintln(out, "\nStopping...")
+		fmt.Fprintln(opts.Out, "\nStopping...")
 		close(said)
 	})()
 	err := run(ctx, opts)
 	if ctx.Err() != nil {
 		<-said
-		fmt.Fprintln(out, "Stopped.")
+		fmt.Fprintln(opts.Out, "Stopped.")
 		return nil
 	}
 	return err
-}
-
-// lockedWriter lets Run say that it stops while a step writes.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func run(ctx context.Context, opts Options) error {
