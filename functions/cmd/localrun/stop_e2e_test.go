@@ -86,18 +86,22 @@ func makeRunThenInterrupt(t *testing.T, after string) (string, int) {
 	}
 	_ = tty.Close()
 	sid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	var werr error // cmd.Wait's, once exited is closed
+	exited := make(chan struct{})
+	go func() {
+		werr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		// A test that failed half-way: stop it as Ctrl-C does, then for good.
 		select {
-		case <-done:
+		case <-exited:
 			return
 		default:
 		}
 		_, _ = term.Write([]byte{3})
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(time.Minute):
 			_ = syscall.Kill(-sid, syscall.SIGKILL)
 		}
@@ -129,17 +133,16 @@ func makeRunThenInterrupt(t *testing.T, after string) (string, int) {
 	// The first run builds the function and the jobs: minutes on 2 cores.
 	select {
 	case <-seen:
-	case err := <-done:
-		t.Fatalf("make run ended (%v) before printing %q:\n%s", err, after, output())
+	case <-exited:
+		t.Fatalf("make run ended (%v) before printing %q:\n%s", werr, after, output())
 	case <-time.After(10 * time.Minute):
 		t.Fatalf("make run did not print %q within 10 minutes:\n%s", after, output())
 	}
 	if _, err := term.Write([]byte{3}); err != nil { // Ctrl-C
 		t.Fatalf("failed to type Ctrl-C: %v", err)
 	}
-	var werr error
 	select {
-	case werr = <-done:
+	case <-exited:
 	case <-time.After(time.Minute):
 		t.Fatalf("make run did not stop within a minute of Ctrl-C:\n%s", output())
 	}
