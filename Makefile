@@ -12,6 +12,7 @@ export RUNBOAT_CACHE_DIR := $(CACHE_DIR)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CACHE_DIR)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 LOCALCLUSTER := go run ./shared/testenv/cmd/localcluster
+LOCALRUN := $(CACHE_DIR)/bin/localrun
 
 .PHONY: help
 help: ## List the targets
@@ -19,7 +20,9 @@ help: ## List the targets
 
 .PHONY: run
 run: ## Run the system on the local cluster (builds what it needs); Ctrl-C stops it
-	@go run ./functions/cmd/localrun
+	@# Built and exec'ed, not go run: the go command exits 1 on a Ctrl-C,
+	@# even when the program it runs stops cleanly and exits 0.
+	@go build -o $(LOCALRUN) ./functions/cmd/localrun && exec $(LOCALRUN)
 
 .PHONY: replay
 replay: ## Send more sample deliveries to the running local system

@@ -1,15 +1,10 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"runboat.dev/functions/internal/testutil"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/testenv/e2e"
 )
@@ -53,18 +49,8 @@ func TestWebhookThenConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", "push.branch.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, []byte("s3cret"))
-	mac.Write(body)
-	req := httptest.NewRequest(http.MethodPost, "/webhooks/github", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
+	h.ServeHTTP(w, testutil.Delivery("/webhooks/github", "push", testutil.Payload(t, "push.branch"), []byte("s3cret")))
 	if w.Code != http.StatusCreated {
 		t.Fatalf("webhook: %d %s, want 201", w.Code, w.Body.String())
 	}

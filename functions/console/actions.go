@@ -30,50 +30,45 @@ func canStop(s model.Status) bool {
 	return s == model.StatusStarted || s == model.StatusStarting
 }
 
-// start starts a build if it is stopped; it returns the build as read
-// before.
-func (h *Handler) start(ctx context.Context, name string) (buildInfo, error) {
-	b, err := h.getBuild(ctx, name)
-	if err != nil {
-		return b, err
-	}
-	if !canStart(b.Status) {
-		logFrom(ctx).Info().Str("build", name).Str("status", string(b.Status)).Msg("start ignored")
-		return b, nil
-	}
-	if err := h.opts.Ops.Start(ctx, name); err != nil {
-		return b, fmt.Errorf("failed to start build %s: %w", name, err)
-	}
-	logFrom(ctx).Info().Str("build", name).Msg("build started")
-	return b, nil
+// scaling is starting or stopping a build.
+type scaling struct {
+	verb, done string // "start", "started"
+	can        func(model.Status) bool
+	do         func(Operations, context.Context, string) error
 }
 
-func (h *Handler) apiStart(w http.ResponseWriter, r *http.Request) {
-	if _, err := h.start(r.Context(), r.PathValue("name")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nil)
-}
+var (
+	starting = scaling{verb: "start", done: "started", can: canStart, do: Operations.Start}
+	stopping = scaling{verb: "stop", done: "stopped", can: canStop, do: Operations.Stop}
+)
 
-func (h *Handler) apiStop(w http.ResponseWriter, r *http.Request) {
-	ctx, name := r.Context(), r.PathValue("name")
+// scale starts or stops a build when its status allows it, and does
+// nothing (saying so in the log) otherwise.
+func (h *Handler) scale(ctx context.Context, name string, s scaling) error {
 	b, err := h.getBuild(ctx, name)
 	if err != nil {
-		fail(w, r, err)
-		return
+		return err
 	}
-	if !canStop(b.Status) {
-		logFrom(ctx).Info().Str("build", name).Str("status", string(b.Status)).Msg("stop ignored")
+	if !s.can(b.Status) {
+		logFrom(ctx).Info().Str("build", name).Str("status", string(b.Status)).Msg(s.verb + " ignored")
+		return nil
+	}
+	if err := s.do(h.opts.Ops, ctx, name); err != nil {
+		return fmt.Errorf("failed to %s build %s: %w", s.verb, name, err)
+	}
+	logFrom(ctx).Info().Str("build", name).Msg("build " + s.done)
+	return nil
+}
+
+// apiScale answers POST /api/v1/builds/{name}/start or stop.
+func (h *Handler) apiScale(s scaling) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h.scale(r.Context(), r.PathValue("name"), s); err != nil {
+			fail(w, r, err)
+			return
+		}
 		writeJSON(w, http.StatusOK, nil)
-		return
 	}
-	if err := h.opts.Ops.Stop(ctx, name); err != nil {
-		fail(w, r, fmt.Errorf("failed to stop build %s: %w", name, err))
-		return
-	}
-	logFrom(ctx).Info().Str("build", name).Msg("build stopped")
-	writeJSON(w, http.StatusOK, nil)
 }
 
 // Errors of claimReset.

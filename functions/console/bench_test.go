@@ -51,25 +51,13 @@ func fakeBuilds(n int) []runtime.Object {
 // repository page with 7,000 builds deployed: list (the fake client copies
 // the objects where a real one decodes them), read, filter, sort, group and
 // render.
-func BenchmarkRepoPagePoll(b *testing.B) {
-	o := validOptions()
-	o.Client = fake.NewClientset(fakeBuilds(benchBuilds)...)
-	h, err := New(o)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/repos/acme/repo7?part=body", nil))
-		if w.Code != http.StatusOK {
-			b.Fatalf("status %d", w.Code)
-		}
-	}
-}
+func BenchmarkRepoPagePoll(b *testing.B) { benchGet(b, "/repos/acme/repo7?part=body") }
 
 // BenchmarkListBuildsAPI measures GET /api/v1/builds of every build.
-func BenchmarkListBuildsAPI(b *testing.B) {
+func BenchmarkListBuildsAPI(b *testing.B) { benchGet(b, "/api/v1/builds") }
+
+// benchGet measures a GET of path on a console of benchBuilds builds.
+func benchGet(b *testing.B, path string) {
 	o := validOptions()
 	o.Client = fake.NewClientset(fakeBuilds(benchBuilds)...)
 	h, err := New(o)
@@ -79,7 +67,7 @@ func BenchmarkListBuildsAPI(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/builds", nil))
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d", w.Code)
 		}

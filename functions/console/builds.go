@@ -141,10 +141,6 @@ type filter struct {
 	status                     model.Status
 }
 
-// zeroSHA stands for the commit when only a repository or branch is
-// validated.
-var zeroSHA = strings.Repeat("0", 40)
-
 // badRequestError is a problem with the request, told to the client.
 type badRequestError struct{ reason string }
 
@@ -166,11 +162,10 @@ func parseFilter(q url.Values, withStatus bool) (filter, error) {
 	var f filter
 	var errs []error
 	if repo := q.Get("repo"); repo != "" {
-		r, err := model.NewRef(repo, "x", 0, zeroSHA)
-		if err != nil {
+		f.repo = strings.ToLower(repo)
+		if err := model.ValidateRepo(f.repo); err != nil {
 			errs = append(errs, badRequest("invalid repo %q: want owner/name", repo))
 		}
-		f.repo = r.Repo
 	}
 	for _, p := range []struct {
 		key string
@@ -180,7 +175,7 @@ func parseFilter(q url.Values, withStatus bool) (filter, error) {
 		if v == "" {
 			continue
 		}
-		if _, err := model.NewRef("a/b", v, 0, zeroSHA); err != nil {
+		if err := model.ValidateBranch(v); err != nil {
 			errs = append(errs, badRequest("invalid %s: want a branch name of at most 1024 bytes of UTF-8", p.key))
 		}
 		*p.dst = v

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -27,6 +26,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
+	"runboat.dev/functions/internal/testutil"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/deploy"
 	"runboat.dev/shared/kube"
@@ -115,24 +115,6 @@ func testBuilds(t *testing.T, namespace string) config.Builds {
 	return config.Builds{Repos: config.RepoRules{rule}, Namespace: namespace, Domain: testDomain}
 }
 
-// syncBuffer collects the log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fixture is a console on a test namespace of the local cluster, with the
 // real deployer and build operations.
 type fixture struct {
@@ -142,7 +124,7 @@ type fixture struct {
 	clock    *clocktesting.FakePassiveClock
 	h        *Handler
 	srv      *httptest.Server
-	log      *syncBuffer
+	log      *testutil.SyncBuffer
 	opts     Options
 }
 
@@ -165,7 +147,7 @@ func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
 		ops:      &recordingOps{ops: FromOps(o)},
 		deployer: deploy.New(builds, clients, clock.RealClock{}),
 		clock:    clocktesting.NewFakePassiveClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
-		log:      &syncBuffer{},
+		log:      &testutil.SyncBuffer{},
 	}
 	f.opts = Options{
 		Client:      clients.Typed,

@@ -128,30 +128,20 @@ func writeLog(w http.ResponseWriter, log string) {
 	_, _ = io.WriteString(w, cleanLog(log)) // the client is gone if this fails
 }
 
-func (h *Handler) apiInitLog(w http.ResponseWriter, r *http.Request) {
-	b, err := h.getBuild(r.Context(), r.PathValue("name"))
-	if err != nil {
-		fail(w, r, err)
-		return
+// apiLog answers the log that read finds of the build named in the path:
+// its init log or the log of the running build.
+func (h *Handler) apiLog(read func(context.Context, buildInfo) (string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, err := h.getBuild(r.Context(), r.PathValue("name"))
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		log, err := read(r.Context(), b)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		writeLog(w, log)
 	}
-	log, err := h.initLog(r.Context(), b)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	writeLog(w, log)
-}
-
-func (h *Handler) apiLog(w http.ResponseWriter, r *http.Request) {
-	b, err := h.getBuild(r.Context(), r.PathValue("name"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	log, err := h.runLog(r.Context(), b)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	writeLog(w, log)
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	gh "github.com/google/go-github/v58/github"
 
@@ -44,9 +43,6 @@ func (h *Handler) admin(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// githubTimeout bounds a GitHub call when no HTTP client is given.
-const githubTimeout = 10 * time.Second
-
 // githubClient asks GitHub for the head commits of branches and pull
 // requests.
 type githubClient struct {
@@ -54,22 +50,9 @@ type githubClient struct {
 }
 
 func newGitHubClient(httpClient *http.Client, token, apiURL string) (*githubClient, error) {
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: githubTimeout}
-	}
-	c := gh.NewClient(httpClient)
-	if token != "" {
-		c = c.WithAuthToken(token)
-	}
-	if apiURL != "" {
-		if !strings.HasSuffix(apiURL, "/") {
-			apiURL += "/"
-		}
-		u, err := url.Parse(apiURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, errors.New("invalid GitHub API URL: want an http:// or https:// URL")
-		}
-		c.BaseURL = u
+	c, err := github.NewAPIClient(httpClient, token, apiURL)
+	if err != nil {
+		return nil, err
 	}
 	return &githubClient{client: c}, nil
 }
@@ -173,7 +156,7 @@ func checkRepo(repo string) []string {
 	if repo == "" {
 		return []string{"missing repo"}
 	}
-	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err != nil {
+	if err := model.ValidateRepo(repo); err != nil {
 		return []string{fmt.Sprintf("invalid repo %q: want owner/name", repo)}
 	}
 	return nil
@@ -181,8 +164,7 @@ func checkRepo(repo string) []string {
 
 // validBranch tells whether a branch name can make a build.
 func validBranch(branch string) bool {
-	_, err := model.NewRef("a/b", branch, 0, zeroSHA)
-	return err == nil
+	return model.ValidateBranch(branch) == nil
 }
 
 // triggerFailed answers a failure to ask GitHub.

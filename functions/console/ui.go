@@ -233,7 +233,7 @@ func (h *Handler) pageHome(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) pageRepo(w http.ResponseWriter, r *http.Request) {
 	repo := strings.ToLower(r.PathValue("owner") + "/" + r.PathValue("repo"))
-	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err != nil {
+	if err := model.ValidateRepo(repo); err != nil {
 		h.message(w, r, http.StatusBadRequest, "No such repository", "A repository is named owner/name.", nil)
 		return
 	}
@@ -292,7 +292,7 @@ func (h *Handler) wake(w http.ResponseWriter, r *http.Request, b buildInfo) {
 		h.message(w, r, http.StatusOK, "Build failed", "The initialization of this build failed, so it cannot be started.", &v)
 		return
 	case model.StatusStopped, model.StatusStopping:
-		if _, err := h.start(ctx, b.Name); err != nil {
+		if err := h.scale(ctx, b.Name, starting); err != nil {
 			if errIsNotFound(err) {
 				h.message(w, r, http.StatusNotFound, "No such build", "This build was undeployed meanwhile.", nil)
 				return
@@ -335,7 +335,7 @@ func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) legacyBuilds(w http.ResponseWriter, r *http.Request) {
 	repo := strings.ToLower(r.URL.Query().Get("repo"))
 	target := "/"
-	if _, err := model.NewRef(repo, "x", 0, zeroSHA); err == nil {
+	if err := model.ValidateRepo(repo); err == nil {
 		target = "/repos/" + escapePath(repo)
 	}
 	http.Redirect(w, r, target, http.StatusMovedPermanently)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"runboat.dev/functions/internal/testutil"
 	"runboat.dev/shared/model"
 )
 
@@ -69,7 +70,7 @@ func TestInternalErrorsAreNotShown(t *testing.T) {
 	client.PrependReactor("*", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New(secret)
 	})
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	o := validOptions()
 	o.Client, o.Logger = client, zerolog.New(&log)
 	h, err := New(o)
@@ -108,7 +109,7 @@ func TestInternalErrorsAreNotShown(t *testing.T) {
 }
 
 func TestPanicIsA500(t *testing.T) {
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	o := validOptions()
 	o.Logger = zerolog.New(&log)
 	h, err := New(o)

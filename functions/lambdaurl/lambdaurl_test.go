@@ -3,20 +3,16 @@ package lambdaurl_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/rs/zerolog"
 
+	"runboat.dev/functions/internal/testutil"
 	"runboat.dev/functions/lambdaurl"
 	"runboat.dev/functions/webhook"
 	"runboat.dev/shared/github"
@@ -253,28 +249,17 @@ func TestWebhookBehindFunctionURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	fn := lambdaurl.Handler(h)
-	sign := func(body []byte) string {
-		m := hmac.New(sha256.New, secret)
-		m.Write(body)
-		return "sha256=" + hex.EncodeToString(m.Sum(nil))
-	}
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	sign := func(body []byte) string { return github.Signature(body, secret) }
 	// Function URLs deliver lower-case header names.
 	headers := func(event, signature string) map[string]string {
 		return map[string]string{
 			"content-type":        "application/json",
 			"x-github-event":      event,
-			"x-github-delivery":   "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+			"x-github-delivery":   testutil.DeliveryID,
 			"x-hub-signature-256": signature,
 		}
 	}
-	ping, push := read("ping.json"), read("push.branch.json")
+	ping, push := testutil.Payload(t, "ping"), testutil.Payload(t, "push.branch")
 	for _, tc := range []struct {
 		name string
 		req  events.LambdaFunctionURLRequest

@@ -3,9 +3,7 @@ package localrun
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"runboat.dev/shared/github"
 )
 
 // Delivery is a signed sample webhook delivery.
@@ -96,12 +96,10 @@ func Send(ctx context.Context, url string, secret []byte, d Delivery) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("failed to build the request: %w", err)
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(d.Body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", d.Event)
 	req.Header.Set("X-GitHub-Delivery", randomSHA()[:32])
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", github.Signature(d.Body, secret))
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {

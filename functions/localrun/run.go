@@ -54,12 +54,32 @@ var jobs = []string{"initializer", "stopper", "undeployer"}
 type Options struct {
 	// Root is the project's root folder.
 	Root string
-	// Out receives what a person should read.
+	// Out receives what a person should read. It must take writes from
+	// several goroutines, as os.Stdout does: Run says that it stops while a
+	// step may be writing.
 	Out io.Writer
 }
 
-// Run runs the system until ctx ends, then stops what it started.
+// Run runs the system until ctx ends, then stops what it started. The end of
+// ctx (Ctrl-C) is a clean stop at whatever step Run is: it returns nil once
+// every process it started has ended; what failed because the stop cut it
+// short (a build, a delivery) is no error.
 func Run(ctx context.Context, opts Options) error {
+	said := make(chan struct{})
+	defer context.AfterFunc(ctx, func() {
+		fmt.Fprintln(opts.Out, "\nStopping...")
+		close(said)
+	})()
+	err := run(ctx, opts)
+	if ctx.Err() != nil {
+		<-said
+		fmt.Fprintln(opts.Out, "Stopped.")
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, opts Options) error {
 	c, err := localcluster.Default()
 	if err != nil {
 		return err
@@ -147,7 +167,6 @@ function and the jobs (the cluster keeps running: make cluster-down).
 `, Listen, Admin, AdminPassword, WebhookURL, Secret, logs, Namespace)
 	select {
 	case <-ctx.Done():
-		fmt.Fprintln(opts.Out, "\nStopping...")
 		return nil
 	case err := <-errc:
 		return err
@@ -231,6 +250,9 @@ func build(ctx context.Context, root, bin string) error {
 		"./functions/cmd/runboat", "./jobs/cmd/initializer", "./jobs/cmd/stopper", "./jobs/cmd/undeployer")
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Stopped, the go command stops its compilers before it exits.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("failed to build the binaries: %w", err)
 	}

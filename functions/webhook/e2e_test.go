@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -264,7 +263,7 @@ func TestE2EIgnoredChangeNothing(t *testing.T) {
 	f.expectCode(t, "star", payload(t, "star.created"), http.StatusAccepted)
 	// Bad input changes nothing either.
 	bad := delivery("push", payload(t, "push.branch"))
-	bad.Header.Set("X-Hub-Signature-256", sign(payload(t, "push.branch"), []byte("wrong")))
+	bad.Header.Set("X-Hub-Signature-256", github.Signature(payload(t, "push.branch"), []byte("wrong")))
 	if w := f.serve(bad); w.Code != http.StatusUnauthorized {
 		t.Fatalf("bad signature: %d, want 401", w.Code)
 	}
@@ -280,14 +279,7 @@ func TestE2EIgnoredChangeNothing(t *testing.T) {
 func TestE2EConcurrentDeliveriesMakeOneBuild(t *testing.T) {
 	t.Parallel()
 	f := newE2E(t)
-	body := payload(t, "push.branch")
-	const n = 50
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { codes[i] = f.serve(delivery("push", body)).Code })
-	}
-	wg.Wait()
+	codes := f.serveAtOnce(50, "push", payload(t, "push.branch"))
 	created := 0
 	for i, c := range codes {
 		switch c {

@@ -46,10 +46,6 @@ const MaxBodyBytes = 5 << 20
 // pendingDescription is the description of the status posted on a new build.
 const pendingDescription = "Build deployed, waiting for initialization"
 
-// zeroSHA stands for the commit when only a repository and branch are
-// validated.
-var zeroSHA = strings.Repeat("0", 40)
-
 // Deployer deploys and undeploys builds on the cluster.
 type Deployer interface {
 	// Deploy makes sure the build of ref exists. It returns the build name,
@@ -239,7 +235,7 @@ func (h *Handler) push(ctx context.Context, e *gh.PushEvent) result {
 		return ignored("push to a ref that is not a branch")
 	}
 	if e.GetDeleted() {
-		return h.undeployBranch(ctx, repo, branch)
+		return h.undeploy(ctx, repo, branch, 0)
 	}
 	return h.deploy(ctx, repo, branch, 0, after)
 }
@@ -260,7 +256,7 @@ func (h *Handler) pullRequest(ctx context.Context, e *gh.PullRequestEvent) resul
 		if repo == "" || number <= 0 || base == "" {
 			return refused(http.StatusBadRequest, "pull_request without number, base.ref or repository.full_name", nil)
 		}
-		return h.undeployPR(ctx, repo, base, number)
+		return h.undeploy(ctx, repo, base, number)
 	default:
 		return ignored("pull request action not handled")
 	}
@@ -276,7 +272,7 @@ func (h *Handler) delete(ctx context.Context, e *gh.DeleteEvent) result {
 	if refType != "branch" {
 		return ignored("deleted ref is not a branch")
 	}
-	return h.undeployBranch(ctx, repo, ref)
+	return h.undeploy(ctx, repo, ref, 0)
 }
 
 // deploy deploys the build of a commit, and posts a pending status when the
@@ -312,39 +308,33 @@ func (h *Handler) deploy(ctx context.Context, repo, branch string, pr int, sha s
 	return res
 }
 
-// undeployBranch undeploys the builds of a supported branch.
-func (h *Handler) undeployBranch(ctx context.Context, repo, branch string) result {
-	res := result{repo: repo, branch: branch}
-	// A Ref with a placeholder commit validates the repository and branch
-	// exactly as deploy does.
-	if _, err := model.NewRef(repo, branch, 0, zeroSHA); err != nil {
+// undeploy undeploys the builds of a supported branch (pr 0: the branch
+// builds) or of a pull request on it.
+func (h *Handler) undeploy(ctx context.Context, repo, branch string, pr int) result {
+	res := result{repo: repo, branch: branch, pr: pr}
+	// The repository and branch are validated exactly as deploy does.
+	if err := errors.Join(model.ValidateRepo(repo), model.ValidateBranch(branch)); err != nil {
 		return res.with(refused(http.StatusBadRequest, "invalid repository or branch", err))
 	}
 	if !h.opts.Supported(repo, branch) {
 		return res.with(ignored("repository or branch not supported"))
 	}
-	ctx = logging.Into(ctx, logging.From(ctx).With().Str("repo", repo).Str("branch", branch).Logger())
-	n, err := h.opts.Deployer.UndeployBranch(ctx, repo, branch)
+	logger := logging.From(ctx).With().Str("repo", repo)
+	var (
+		what = "branch"
+		n    int
+		err  error
+	)
+	if pr == 0 {
+		ctx = logging.Into(ctx, logger.Str("target_branch", branch).Logger())
+		n, err = h.opts.Deployer.UndeployBranch(ctx, repo, branch)
+	} else {
+		ctx = logging.Into(ctx, logger.Int("pr", pr).Logger())
+		what = "pull request"
+		n, err = h.opts.Deployer.UndeployPR(ctx, repo, pr)
+	}
 	if err != nil {
-		return res.with(failed(fmt.Errorf("failed to undeploy branch builds: %w", err)))
-	}
-	res.code, res.outcome, res.reason, res.undeployed = http.StatusOK, "undeployed", fmt.Sprintf("%d build(s) undeployed", n), n
-	return res
-}
-
-// undeployPR undeploys the builds of a pull request on a supported branch.
-func (h *Handler) undeployPR(ctx context.Context, repo, base string, pr int) result {
-	res := result{repo: repo, branch: base, pr: pr}
-	if _, err := model.NewRef(repo, base, pr, zeroSHA); err != nil {
-		return res.with(refused(http.StatusBadRequest, "invalid repository or branch", err))
-	}
-	if !h.opts.Supported(repo, base) {
-		return res.with(ignored("repository or branch not supported"))
-	}
-	ctx = logging.Into(ctx, logging.From(ctx).With().Str("repo", repo).Int("pr", pr).Logger())
-	n, err := h.opts.Deployer.UndeployPR(ctx, repo, pr)
-	if err != nil {
-		return res.with(failed(fmt.Errorf("failed to undeploy pull request builds: %w", err)))
+		return res.with(failed(fmt.Errorf("failed to undeploy %s builds: %w", what, err)))
 	}
 	res.code, res.outcome, res.reason, res.undeployed = http.StatusOK, "undeployed", fmt.Sprintf("%d build(s) undeployed", n), n
 	return res

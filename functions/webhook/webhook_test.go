@@ -4,22 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"runboat.dev/functions/internal/testutil"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/model"
 )
@@ -111,22 +107,8 @@ type fixture struct {
 	log      *syncBuffer
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects the log.
+type syncBuffer = testutil.SyncBuffer
 
 // supportedBranches are the branches of testRepo that tests support. The name
 // of the tag in the payloads is among them, so that a tag mistaken for a
@@ -159,24 +141,9 @@ func newFixture(t testing.TB, mutate ...func(*Options)) *fixture {
 	return f
 }
 
-// sign computes X-Hub-Signature-256 as GitHub does.
-func sign(body, secret []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
 // delivery builds a signed webhook request.
 func delivery(event string, body []byte) *http.Request {
-	r := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("User-Agent", "GitHub-Hookshot/044aadd")
-	r.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-	if event != "" {
-		r.Header.Set("X-GitHub-Event", event)
-	}
-	r.Header.Set("X-Hub-Signature-256", sign(body, testSecret))
-	return r
+	return testutil.Delivery(Path, event, body, testSecret)
 }
 
 func (f *fixture) serve(r *http.Request) *httptest.ResponseRecorder {
@@ -185,14 +152,20 @@ func (f *fixture) serve(r *http.Request) *httptest.ResponseRecorder {
 	return w
 }
 
-func payload(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
-	if err != nil {
-		t.Fatal(err)
+// serveAtOnce serves n copies of a delivery concurrently and returns their
+// status codes.
+func (f *fixture) serveAtOnce(n int, event string, body []byte) []int {
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { codes[i] = f.serve(delivery(event, body)).Code })
 	}
-	return b
+	wg.Wait()
+	return codes
 }
+
+// payload is a real GitHub payload of testdata.
+var payload = testutil.Payload
 
 // edit changes a payload in memory.
 func edit(t testing.TB, body []byte, change func(m map[string]any)) []byte {
@@ -298,9 +271,11 @@ func TestSignature(t *testing.T) {
 	f := newFixture(t)
 	body := payload(t, "push.branch")
 	for name, change := range map[string]func(r *http.Request){
-		"missing":                func(r *http.Request) { r.Header.Del("X-Hub-Signature-256") },
-		"wrong secret":           func(r *http.Request) { r.Header.Set("X-Hub-Signature-256", sign(body, []byte("other"))) },
-		"tampered":               func(r *http.Request) { r.Header.Set("X-Hub-Signature-256", sign(append(body, ' '), testSecret)) },
+		"missing":      func(r *http.Request) { r.Header.Del("X-Hub-Signature-256") },
+		"wrong secret": func(r *http.Request) { r.Header.Set("X-Hub-Signature-256", github.Signature(body, []byte("other"))) },
+		"tampered": func(r *http.Request) {
+			r.Header.Set("X-Hub-Signature-256", github.Signature(append(body, ' '), testSecret))
+		},
 		"garbage":                func(r *http.Request) { r.Header.Set("X-Hub-Signature-256", "sha256=not-hex") },
 		"sha1 only":              func(r *http.Request) { r.Header.Del("X-Hub-Signature-256"); r.Header.Set("X-Hub-Signature", "sha1=0") },
 		"no event, no signature": func(r *http.Request) { r.Header.Del("X-GitHub-Event"); r.Header.Del("X-Hub-Signature-256") },
@@ -568,7 +543,7 @@ func TestOneLogLinePerDelivery(t *testing.T) {
 		}
 		l := lines[0]
 		want := map[string]any{
-			"delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+			"delivery": testutil.DeliveryID,
 			"event":    tc.event,
 			"repo":     testRepo,
 			"outcome":  tc.outcome,
@@ -586,16 +561,8 @@ func TestOneLogLinePerDelivery(t *testing.T) {
 
 func TestConcurrentIdenticalDeliveries(t *testing.T) {
 	f := newFixture(t)
-	body := payload(t, "push.branch")
 	const n = 50
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			codes[i] = f.serve(delivery("push", body)).Code
-		})
-	}
-	wg.Wait()
+	codes := f.serveAtOnce(n, "push", payload(t, "push.branch"))
 	for i, c := range codes {
 		if c < 200 || c > 299 {
 			t.Errorf("delivery %d: got %d", i, c)

@@ -269,14 +269,7 @@ func (rs *RepoRules) UnmarshalJSON(b []byte) error { return rs.UnmarshalText(b) 
 type StringMap map[string]string
 
 // UnmarshalText reads a JSON object of strings.
-func (m *StringMap) UnmarshalText(text []byte) error {
-	var v map[string]string
-	if err := json.Unmarshal(text, &v); err != nil {
-		return jsonError(err, "a JSON object of strings")
-	}
-	*m = v
-	return nil
-}
+func (m *StringMap) UnmarshalText(text []byte) error { return unmarshalStrings(text, m) }
 
 // UnmarshalJSON reads a JSON object of strings.
 func (m *StringMap) UnmarshalJSON(b []byte) error { return m.UnmarshalText(b) }

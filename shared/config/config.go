@@ -227,6 +227,17 @@ func parseBool(v string) (any, error) {
 	return nil, fmt.Errorf("want a boolean (true, false, 1, 0, yes, no, on, off), got %q", v)
 }
 
+// unmarshalStrings reads a JSON object of strings into *m. Its errors never
+// quote the input.
+func unmarshalStrings[M ~map[string]V, V ~string](text []byte, m *M) error {
+	var v map[string]V // not M: its UnmarshalJSON would call this again
+	if err := json.Unmarshal(text, &v); err != nil {
+		return jsonError(err, "a JSON object of strings")
+	}
+	*m = M(v)
+	return nil
+}
+
 // jsonError describes a JSON decoding error without quoting the input,
 // which may hold secrets.
 func jsonError(err error, want string) error {

@@ -67,14 +67,7 @@ type SecretMap map[string]Secret
 
 // UnmarshalText reads a JSON object of strings. Its errors never quote the
 // input.
-func (m *SecretMap) UnmarshalText(text []byte) error {
-	var v map[string]Secret
-	if err := json.Unmarshal(text, &v); err != nil {
-		return jsonError(err, "a JSON object of strings")
-	}
-	*m = v
-	return nil
-}
+func (m *SecretMap) UnmarshalText(text []byte) error { return unmarshalStrings(text, m) }
 
 // Values returns the secrets as plain strings, for use where they are
 // handed on (a build's Secret).

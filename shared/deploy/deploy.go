@@ -5,7 +5,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/metadata"
@@ -69,7 +67,7 @@ func (d *Deployer) Deploy(ctx context.Context, ref model.Ref) (name string, crea
 	if err != nil {
 		return "", false, err
 	}
-	dep, rest, err := splitDeployment(objs)
+	dep, rest, err := render.SplitDeployment(objs)
 	if err != nil {
 		return "", false, err
 	}
@@ -91,26 +89,6 @@ func (d *Deployer) Deploy(ctx context.Context, ref model.Ref) (name string, crea
 		return "", false, fmt.Errorf("failed to create the Deployment of %s: %w", vars.Name, err)
 	}
 	return vars.Name, true, nil
-}
-
-// splitDeployment separates the build's Deployment from its other objects.
-func splitDeployment(objs []*unstructured.Unstructured) (*unstructured.Unstructured, []*unstructured.Unstructured, error) {
-	var dep *unstructured.Unstructured
-	rest := make([]*unstructured.Unstructured, 0, len(objs))
-	for _, o := range objs {
-		if o.GroupVersionKind().GroupKind() == appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind() {
-			if dep != nil {
-				return nil, nil, fmt.Errorf("kubefiles render two Deployments (%s, %s), want one", dep.GetName(), o.GetName())
-			}
-			dep = o
-			continue
-		}
-		rest = append(rest, o)
-	}
-	if dep == nil {
-		return nil, nil, errors.New("kubefiles render no Deployment, want one")
-	}
-	return dep, rest, nil
 }
 
 // find returns the name of a build of ref, or "" if it has none.

@@ -4,6 +4,9 @@ package github
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,4 +131,13 @@ func checkSignature(signature string, body, secret []byte) error {
 		return &DeliveryError{Kind: ErrBadSignature, Reason: "signature does not match", Err: fmt.Errorf("failed to validate signature: %w", err)}
 	}
 	return nil
+}
+
+// Signature is the X-Hub-Signature-256 value GitHub sends with body: what
+// checkSignature accepts. For the sender side (sample deliveries of the
+// local run, tests).
+func Signature(body, secret []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return signaturePrefix + hex.EncodeToString(m.Sum(nil))
 }

@@ -1,9 +1,6 @@
 package github
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -13,13 +10,6 @@ import (
 )
 
 var testSecret = []byte("It's a Secret to Everybody")
-
-// sign computes X-Hub-Signature-256 as GitHub documents it.
-func sign(body, secret []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
 
 func headers(event, contentType, signature string) http.Header {
 	h := http.Header{}
@@ -41,8 +31,8 @@ const pushBody = `{"ref":"refs/heads/main","after":"6113728f27ae82c7b1a177c8d03f
 func TestSignatureFromGitHubDocs(t *testing.T) {
 	// The example of GitHub's "Validating webhook deliveries" page.
 	const want = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-	if got := sign([]byte("Hello, World!"), testSecret); got != want {
-		t.Fatalf("test signer: got %s, want %s", got, want)
+	if got := Signature([]byte("Hello, World!"), testSecret); got != want {
+		t.Fatalf("Signature: got %s, want %s", got, want)
 	}
 	h := headers("ping", "application/json", want)
 	if err := checkSignature(h.Get(HeaderSignature), []byte("Hello, World!"), testSecret); err != nil {
@@ -59,9 +49,9 @@ func TestParseDeliveryValid(t *testing.T) {
 		secret      []byte
 		signature   string
 	}{
-		{"json signed", "application/json", body, testSecret, sign(body, testSecret)},
-		{"json with charset", "application/json; charset=utf-8", body, testSecret, sign(body, testSecret)},
-		{"form signed", "application/x-www-form-urlencoded", formBody(body), testSecret, sign(formBody(body), testSecret)},
+		{"json signed", "application/json", body, testSecret, Signature(body, testSecret)},
+		{"json with charset", "application/json; charset=utf-8", body, testSecret, Signature(body, testSecret)},
+		{"form signed", "application/x-www-form-urlencoded", formBody(body), testSecret, Signature(formBody(body), testSecret)},
 		{"no secret, no signature", "application/json", body, nil, ""},
 		{"no secret, any signature", "application/json", body, nil, "sha256=00"},
 	} {
@@ -90,7 +80,7 @@ func formBody(payload []byte) []byte {
 
 func TestParseDeliveryRefused(t *testing.T) {
 	body := []byte(pushBody)
-	good := sign(body, testSecret)
+	good := Signature(body, testSecret)
 	for _, tc := range []struct {
 		name   string
 		header http.Header
@@ -99,7 +89,7 @@ func TestParseDeliveryRefused(t *testing.T) {
 		want   error
 	}{
 		{"missing signature", headers("push", "application/json", ""), body, testSecret, ErrBadSignature},
-		{"wrong secret", headers("push", "application/json", sign(body, []byte("other"))), body, testSecret, ErrBadSignature},
+		{"wrong secret", headers("push", "application/json", Signature(body, []byte("other"))), body, testSecret, ErrBadSignature},
 		{"tampered body", headers("push", "application/json", good), []byte(pushBody + " "), testSecret, ErrBadSignature},
 		{"sha1 signature", headers("push", "application/json", "sha1=0123"), body, testSecret, ErrBadSignature},
 		{"not hex", headers("push", "application/json", "sha256=zz"), body, testSecret, ErrBadSignature},

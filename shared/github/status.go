@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/text"
 )
 
 // StatusContext is the context of every commit status posted, as runboat's.
@@ -21,7 +22,7 @@ const StatusContext = "runboat/build"
 // maxDescription is GitHub's limit on a commit status description.
 const maxDescription = 140
 
-// defaultTimeout bounds one status post when no HTTP client is given.
+// defaultTimeout bounds one call when no HTTP client is given.
 const defaultTimeout = 10 * time.Second
 
 // StatusState is the state of a commit status.
@@ -86,24 +87,36 @@ func NewClient(httpClient *http.Client, token, apiBaseURL string) (*Client, erro
 	if token == "" {
 		return nil, errors.New("missing GitHub token")
 	}
+	c, err := NewAPIClient(httpClient, token, apiBaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{client: c}, nil
+}
+
+// NewAPIClient returns a go-github client of the REST API at apiBaseURL
+// (empty for https://api.github.com/), authenticated with token unless it
+// is empty (anonymous calls). A nil httpClient gets one with a short
+// timeout.
+func NewAPIClient(httpClient *http.Client, token, apiBaseURL string) (*gh.Client, error) {
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: defaultTimeout}
 	}
-	c := gh.NewClient(httpClient).WithAuthToken(token)
+	c := gh.NewClient(httpClient)
+	if token != "" {
+		c = c.WithAuthToken(token)
+	}
 	if apiBaseURL != "" {
 		if !strings.HasSuffix(apiBaseURL, "/") {
 			apiBaseURL += "/"
 		}
 		u, err := url.Parse(apiBaseURL)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse GitHub API URL: %w", err)
-		}
-		if u.Scheme != "https" && u.Scheme != "http" {
-			return nil, fmt.Errorf("invalid GitHub API URL %q: want http or https", apiBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, errors.New("invalid GitHub API URL: want an http:// or https:// URL")
 		}
 		c.BaseURL = u
 	}
-	return &Client{client: c}, nil
+	return c, nil
 }
 
 // PostStatus implements StatusPoster. The description is cut to GitHub's
@@ -124,21 +137,12 @@ func (c *Client) PostStatus(ctx context.Context, repo, sha string, state StatusS
 		status.TargetURL = gh.String(targetURL)
 	}
 	if description != "" {
-		status.Description = gh.String(truncate(description, maxDescription))
+		status.Description = gh.String(text.Truncate(description, maxDescription, text.Runes))
 	}
 	if _, _, err := c.client.Repositories.CreateStatus(ctx, owner, name, sha, status); err != nil {
 		return fmt.Errorf("failed to post %s status of %s@%s: %w", state, repo, sha, err)
 	}
 	return nil
-}
-
-// truncate cuts s to at most n characters.
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 // NoopStatusPoster posts nothing: the StatusPoster used when commit statuses

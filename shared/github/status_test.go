@@ -129,8 +129,10 @@ func TestNewClientErrors(t *testing.T) {
 	if _, err := NewClient(nil, "", ""); err == nil {
 		t.Error("want an error without a token")
 	}
-	if _, err := NewClient(nil, "t", "ftp://x/"); err == nil {
-		t.Error("want an error with a non-HTTP URL")
+	for _, u := range []string{"ftp://x/", "http://", "://x"} {
+		if _, err := NewClient(nil, "t", u); err == nil {
+			t.Errorf("want an error with the API URL %q", u)
+		}
 	}
 	c, err := NewClient(nil, "t", "")
 	if err != nil {
@@ -138,6 +140,29 @@ func TestNewClientErrors(t *testing.T) {
 	}
 	if got := c.client.BaseURL.String(); got != "https://api.github.com/" {
 		t.Errorf("default base URL %q", got)
+	}
+}
+
+// NewAPIClient without a token makes anonymous calls (the console's
+// trigger endpoints); NewClient, which posts statuses, needs one.
+func TestNewAPIClientAnonymous(t *testing.T) {
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = append(auth, r.Header.Get("Authorization"))
+		_, _ = w.Write([]byte(`{"ref": "refs/heads/main", "object": {"sha": "abc"}}`))
+	}))
+	defer srv.Close()
+	for _, token := range []string{"", "t0ken"} {
+		c, err := NewAPIClient(srv.Client(), token, srv.URL)
+		if err != nil {
+			t.Fatalf("NewAPIClient: %v", err)
+		}
+		if _, _, err := c.Git.GetRef(context.Background(), "o", "r", "heads/main"); err != nil {
+			t.Fatalf("GetRef: %v", err)
+		}
+	}
+	if len(auth) != 2 || auth[0] != "" || auth[1] != "Bearer t0ken" {
+		t.Errorf("Authorization headers %q, want none then the token", auth)
 	}
 }
 

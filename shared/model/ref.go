@@ -47,16 +47,11 @@ func NewRef(repo, targetBranch string, pr int, commit string) (Ref, error) {
 // Validate reports every problem of the Ref at once.
 func (r Ref) Validate() error {
 	var errs []error
-	if !repoRE.MatchString(r.Repo) {
-		errs = append(errs, fmt.Errorf("invalid repository %q: want owner/name in lower case", r.Repo))
+	if err := ValidateRepo(r.Repo); err != nil {
+		errs = append(errs, err)
 	}
-	switch {
-	case r.TargetBranch == "":
-		errs = append(errs, errors.New("empty target branch"))
-	case len(r.TargetBranch) > maxBranchLen:
-		errs = append(errs, fmt.Errorf("target branch longer than %d bytes", maxBranchLen))
-	case !utf8.ValidString(r.TargetBranch):
-		errs = append(errs, errors.New("target branch is not valid UTF-8"))
+	if err := ValidateBranch(r.TargetBranch); err != nil {
+		errs = append(errs, err)
 	}
 	if r.PR < 0 {
 		errs = append(errs, fmt.Errorf("invalid pull request number %d", r.PR))
@@ -65,6 +60,28 @@ func (r Ref) Validate() error {
 		errs = append(errs, fmt.Errorf("invalid commit %q: want a full hex sha", r.Commit))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateRepo reports whether repo can be the repository of a Ref: owner/name
+// in lower case (NewRef lower-cases it).
+func ValidateRepo(repo string) error {
+	if !repoRE.MatchString(repo) {
+		return fmt.Errorf("invalid repository %q: want owner/name in lower case", repo)
+	}
+	return nil
+}
+
+// ValidateBranch reports whether branch can be the target branch of a Ref.
+func ValidateBranch(branch string) error {
+	switch {
+	case branch == "":
+		return errors.New("empty target branch")
+	case len(branch) > maxBranchLen:
+		return fmt.Errorf("target branch longer than %d bytes", maxBranchLen)
+	case !utf8.ValidString(branch):
+		return errors.New("target branch is not valid UTF-8")
+	}
+	return nil
 }
 
 // Name is the build name: deterministic, so that a redelivered or concurrent

@@ -144,6 +144,35 @@ func TestNewRefReturnsValidationError(t *testing.T) {
 	}
 }
 
+// ValidateRepo (of a repository in lower case, as NewRef makes it) and
+// ValidateBranch accept and refuse what NewRef does.
+func TestValidateRepoAndBranch(t *testing.T) {
+	for _, repo := range []string{"oca/mis-builder", "OCA/Mis-Builder", "oca", "", "a/b/c", "oca/" + strings.Repeat("x", 101)} {
+		_, refErr := NewRef(repo, "16.0", 0, sha40)
+		if err := ValidateRepo(strings.ToLower(repo)); (err == nil) != (refErr == nil) {
+			t.Errorf("ValidateRepo(%q) = %v, NewRef says %v", repo, err, refErr)
+		}
+	}
+	for _, branch := range []string{"16.0", "feature/x", "", strings.Repeat("b", maxBranchLen+1), "\xff"} {
+		_, refErr := NewRef("oca/mis-builder", branch, 0, sha40)
+		if err := ValidateBranch(branch); (err == nil) != (refErr == nil) {
+			t.Errorf("ValidateBranch(%q) = %v, NewRef says %v", branch, err, refErr)
+		}
+	}
+	if ValidateRepo("OCA/Mis-Builder") == nil {
+		t.Error("ValidateRepo accepted a repository in upper case")
+	}
+}
+
+// Validate runs for every build of every list: a valid Ref costs no
+// allocation.
+func TestValidateDoesNotAllocate(t *testing.T) {
+	r := Ref{Repo: "oca/mis-builder", TargetBranch: "16.0", PR: 42, Commit: sha40}
+	if n := testing.AllocsPerRun(100, func() { _ = r.Validate() }); n != 0 {
+		t.Errorf("Validate of a valid Ref: %v allocations, want 0", n)
+	}
+}
+
 func TestPRString(t *testing.T) {
 	if got := (Ref{PR: 0}).PRString(); got != "" {
 		t.Errorf("PRString of a branch build = %q, want empty", got)

@@ -97,16 +97,11 @@ func (o *Ops) Reset(ctx context.Context, d *appsv1.Deployment, why string) (bool
 	if err != nil {
 		return false, err
 	}
-	var dep *unstructured.Unstructured
-	rest := make([]*unstructured.Unstructured, 0, len(objs))
-	for _, obj := range objs {
-		if obj.GetKind() == "Deployment" {
-			dep = obj
-			continue
-		}
-		rest = append(rest, obj)
+	dep, rest, err := render.SplitDeployment(objs)
+	if err != nil {
+		return false, fmt.Errorf("failed to reset build %s: %w", b.Name, err)
 	}
-	if dep == nil || dep.GetName() != d.Name {
+	if dep.GetName() != d.Name {
 		return false, fmt.Errorf("failed to reset build %s: its kubefiles no longer render its Deployment %s", b.Name, d.Name)
 	}
 	if err := o.KillJobs(ctx, b.Name, model.JobInitialize, model.JobCleanup); err != nil {

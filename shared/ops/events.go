@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"fmt"
-	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +13,7 @@ import (
 
 	"runboat.dev/shared/lease"
 	"runboat.dev/shared/logging"
+	"runboat.dev/shared/text"
 )
 
 // Event types.
@@ -84,23 +84,11 @@ func (r *Recorder) Event(ctx context.Context, d *appsv1.Deployment, typ, reason,
 			UID:             d.UID,
 			ResourceVersion: d.ResourceVersion,
 		},
-		Note: truncate(note, maxNote),
+		Note: text.Truncate(note, maxNote, text.Bytes),
 		Type: typ,
 	}
 	if _, err := r.client.EventsV1().Events(d.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		logging.From(ctx).Warn().Err(err).Str("reason", reason).Str("controller", r.controller).Str("deployment", d.Name).
 			Msg("event not recorded")
 	}
-}
-
-// truncate cuts s to at most n bytes, on a character boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n-len("…")]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
 }

@@ -42,15 +42,7 @@ func pointer(segment string) string {
 
 // SetAnnotation sets an annotation, unless it has that value already.
 func (p *Patch) SetAnnotation(key, value string) *Patch {
-	if v, ok := p.d.Annotations[key]; ok && v == value {
-		return p
-	}
-	if !p.annotations {
-		p.ops = append(p.ops, map[string]any{"op": "add", "path": "/metadata/annotations", "value": map[string]string{}})
-		p.annotations = true
-	}
-	p.ops = append(p.ops, map[string]any{"op": "add", "path": "/metadata/annotations/" + pointer(key), "value": value})
-	return p
+	return p.set("annotations", p.d.Annotations, &p.annotations, key, value)
 }
 
 // RemoveAnnotation removes an annotation, if the Deployment has it.
@@ -63,14 +55,21 @@ func (p *Patch) RemoveAnnotation(key string) *Patch {
 
 // SetLabel sets a label, unless it has that value already.
 func (p *Patch) SetLabel(key, value string) *Patch {
-	if v, ok := p.d.Labels[key]; ok && v == value {
+	return p.set("labels", p.d.Labels, &p.labels, key, value)
+}
+
+// set sets key to value in the metadata map field (annotations or labels),
+// read as m, unless it has that value already; exists tells whether the map
+// exists, once added.
+func (p *Patch) set(field string, m map[string]string, exists *bool, key, value string) *Patch {
+	if v, ok := m[key]; ok && v == value {
 		return p
 	}
-	if !p.labels {
-		p.ops = append(p.ops, map[string]any{"op": "add", "path": "/metadata/labels", "value": map[string]string{}})
-		p.labels = true
+	if !*exists {
+		p.ops = append(p.ops, map[string]any{"op": "add", "path": "/metadata/" + field, "value": map[string]string{}})
+		*exists = true
 	}
-	p.ops = append(p.ops, map[string]any{"op": "add", "path": "/metadata/labels/" + pointer(key), "value": value})
+	p.ops = append(p.ops, map[string]any{"op": "add", "path": "/metadata/" + field + "/" + pointer(key), "value": value})
 	return p
 }
 

@@ -18,6 +18,7 @@ import (
 	"path"
 	"slices"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -126,6 +127,26 @@ func Render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, err
 		return nil, fmt.Errorf("failed to render kubefiles mode %q: %w", mode, err)
 	}
 	return objs, nil
+}
+
+// SplitDeployment separates the build's Deployment from the other objects
+// of a render of the deployment mode, which holds exactly one.
+func SplitDeployment(objs []*unstructured.Unstructured) (dep *unstructured.Unstructured, rest []*unstructured.Unstructured, err error) {
+	rest = make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind() == appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind() {
+			if dep != nil {
+				return nil, nil, fmt.Errorf("kubefiles render two Deployments (%s, %s), want one", dep.GetName(), o.GetName())
+			}
+			dep = o
+			continue
+		}
+		rest = append(rest, o)
+	}
+	if dep == nil {
+		return nil, nil, errors.New("kubefiles render no Deployment, want one")
+	}
+	return dep, rest, nil
 }
 
 func render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, error) {
@@ -350,14 +371,7 @@ func deploymentPatch(vars Vars) (types.Patch, error) {
 		},
 		"spec": map[string]any{"replicas": 0},
 	}
-	b, err := marshalJSON(patch)
-	if err != nil {
-		return types.Patch{}, fmt.Errorf("failed to marshal the Deployment patch: %w", err)
-	}
-	return types.Patch{
-		Patch:  string(b),
-		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "apps", Kind: "Deployment"}}},
-	}, nil
+	return kindPatch("apps", "Deployment", patch)
 }
 
 // jobKindPatch labels the Jobs and their pod templates with their kind.
@@ -376,13 +390,19 @@ func jobKindPatch(kind model.JobKind) (types.Patch, error) {
 			},
 		},
 	}
+	return kindPatch("batch", "Job", patch)
+}
+
+// kindPatch is the strategic merge patch of every object of a group and
+// kind.
+func kindPatch(group, kind string, patch map[string]any) (types.Patch, error) {
 	b, err := marshalJSON(patch)
 	if err != nil {
-		return types.Patch{}, fmt.Errorf("failed to marshal the Job patch: %w", err)
+		return types.Patch{}, fmt.Errorf("failed to marshal the %s patch: %w", kind, err)
 	}
 	return types.Patch{
 		Patch:  string(b),
-		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: "batch", Kind: "Job"}}},
+		Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: group, Kind: kind}}},
 	}, nil
 }
 

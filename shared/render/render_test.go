@@ -583,12 +583,8 @@ spec:
           image: runboat-image
 `
 
-const minimalDeployment = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %s
-spec:
-  selector:
+// deploymentSpec is the spec of the Deployments of test kubefiles.
+const deploymentSpec = `  selector:
     matchLabels:
       app: x
   template:
@@ -600,6 +596,15 @@ spec:
         - name: c
           image: runboat-image
 `
+
+// minimalDeployment is a Deployment named %s as a mode of test kubefiles
+// would hold.
+const minimalDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %s
+spec:
+` + deploymentSpec
 
 func TestRenderInvalidKubefiles(t *testing.T) {
 	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
@@ -893,18 +898,7 @@ metadata:
     - example.org/kept
 spec:
   replicas: 3
-  selector:
-    matchLabels:
-      app: x
-  template:
-    metadata:
-      labels:
-        app: x
-    spec:
-      containers:
-        - name: c
-          image: runboat-image:ignored-tag
-`
+` + strings.Replace(deploymentSpec, "image: runboat-image", "image: runboat-image:ignored-tag", 1)
 	fsys := fstest.MapFS{
 		"deployment/kustomization.yaml": {Data: []byte("resources: [deployment.yaml]\nnamespace: elsewhere\n")},
 		"deployment/deployment.yaml":    {Data: []byte(deployment)},
@@ -939,5 +933,26 @@ spec:
 	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
 	if got := containers[0].(map[string]any)["image"]; got != vars.Image {
 		t.Errorf("image %v, want %s", got, vars.Image)
+	}
+}
+
+func TestSplitDeployment(t *testing.T) {
+	obj := func(apiVersion, kind, name string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": apiVersion, "kind": kind, "metadata": map[string]any{"name": name},
+		}}
+	}
+	svc, dep, other := obj("v1", "Service", "s"), obj("apps/v1", "Deployment", "d"), obj("example.org/v1", "Deployment", "x")
+	gotDep, rest, err := SplitDeployment([]*unstructured.Unstructured{svc, other, dep})
+	if err != nil || gotDep != dep || len(rest) != 2 || rest[0] != svc || rest[1] != other {
+		t.Errorf("SplitDeployment = %v, %v, %v; want the apps/v1 Deployment and the two others", gotDep, rest, err)
+	}
+	for name, objs := range map[string][]*unstructured.Unstructured{
+		"no Deployment":   {svc, other},
+		"two Deployments": {dep, obj("apps/v1", "Deployment", "e")},
+	} {
+		if _, _, err := SplitDeployment(objs); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

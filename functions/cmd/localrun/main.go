@@ -15,7 +15,8 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP: the terminal was closed; its processes stop as on Ctrl-C.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "localrun:", err)
@@ -33,6 +34,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch {
 	case len(args) == 0:
+		// Ctrl-C is for this process, not for the make that started it.
+		defer localrun.TakeTerminal()()
 		return localrun.Run(ctx, localrun.Options{Root: root, Out: os.Stdout})
 	case len(args) == 1 && args[0] == "replay":
 		return localrun.Replay(ctx, root, os.Stdout)

@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -99,6 +101,47 @@ func New(t testing.TB) *Env {
 		}
 	})
 	return &Env{Config: cfg, Client: cs, Namespace: ns.Name, Cluster: c}
+}
+
+// WaitTimeout bounds a Wait.
+const WaitTimeout = time.Minute
+
+// Wait asks cond every 200 ms until it is done, for up to WaitTimeout, and
+// fails the test if cond fails or time runs out; what names what is
+// awaited.
+func Wait(t testing.TB, what string, cond wait.ConditionWithContextFunc) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, WaitTimeout, true, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// WaitJob waits for the Job name of the test namespace to end with the
+// condition want (JobComplete or JobFailed) and returns it; a Job that ends
+// otherwise fails the test.
+func (e *Env) WaitJob(t testing.TB, name string, want batchv1.JobConditionType) *batchv1.Job {
+	t.Helper()
+	var got *batchv1.Job
+	Wait(t, fmt.Sprintf("job %s %s", name, want), func(ctx context.Context) (bool, error) {
+		j, err := e.Client.BatchV1().Jobs(e.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range j.Status.Conditions {
+			if c.Status != corev1.ConditionTrue {
+				continue
+			}
+			switch c.Type {
+			case want:
+				got = j
+				return true, nil
+			case batchv1.JobComplete, batchv1.JobFailed:
+				return false, fmt.Errorf("job %s ended %s (%s: %s), want %s", name, c.Type, c.Reason, c.Message, want)
+			}
+		}
+		return false, nil
+	})
+	return got
 }
 
 var notDNS = regexp.MustCompile(`[^a-z0-9]+`)

@@ -2,15 +2,12 @@ package e2e_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
@@ -25,15 +22,6 @@ func podSpec(restart corev1.RestartPolicy) corev1.PodSpec {
 		RestartPolicy:                restart,
 		AutomountServiceAccountToken: ptr.To(false),
 		Containers:                   []corev1.Container{{Name: "main", Image: "busybox"}},
-	}
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, cond); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
@@ -71,7 +59,7 @@ func TestDeploymentBecomesAvailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "2 ready replicas", time.Minute, func(ctx context.Context) (bool, error) {
+	e2e.Wait(t, "2 ready replicas", func(ctx context.Context) (bool, error) {
 		got, err := deps.Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -99,32 +87,6 @@ func job(name string, annotations map[string]string) *batchv1.Job {
 	}
 }
 
-// jobFinished waits for the Job to have the condition and returns it.
-func jobFinished(t *testing.T, env *e2e.Env, name string, want batchv1.JobConditionType) *batchv1.Job {
-	t.Helper()
-	var got *batchv1.Job
-	waitFor(t, fmt.Sprintf("job %s %s", name, want), time.Minute, func(ctx context.Context) (bool, error) {
-		j, err := env.Client.BatchV1().Jobs(env.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range j.Status.Conditions {
-			if c.Status != corev1.ConditionTrue {
-				continue
-			}
-			switch c.Type {
-			case want:
-				got = j
-				return true, nil
-			case batchv1.JobComplete, batchv1.JobFailed:
-				return false, fmt.Errorf("job %s ended %s, want %s", name, c.Type, want)
-			}
-		}
-		return false, nil
-	})
-	return got
-}
-
 func TestJobCompletes(t *testing.T) {
 	t.Parallel()
 	env := e2e.New(t)
@@ -132,7 +94,7 @@ func TestJobCompletes(t *testing.T) {
 	if _, err := env.Client.BatchV1().Jobs(env.Namespace).Create(context.Background(), j, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	got := jobFinished(t, env, "ok", batchv1.JobComplete)
+	got := env.WaitJob(t, "ok", batchv1.JobComplete)
 	if got.Status.Succeeded != 1 || got.Status.Failed != 0 {
 		t.Errorf("succeeded=%d failed=%d, want 1 and 0", got.Status.Succeeded, got.Status.Failed)
 	}
@@ -151,7 +113,7 @@ func TestJobFailsOnAnnotation(t *testing.T) {
 	if _, err := env.Client.BatchV1().Jobs(env.Namespace).Create(ctx, j, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	got := jobFinished(t, env, "boom", batchv1.JobFailed)
+	got := env.WaitJob(t, "boom", batchv1.JobFailed)
 	if got.Status.Failed != 1 || got.Status.Succeeded != 0 {
 		t.Errorf("failed=%d succeeded=%d, want 1 and 0", got.Status.Failed, got.Status.Succeeded)
 	}
@@ -187,7 +149,7 @@ func TestPodWaitingReason(t *testing.T) {
 		if _, err := pods.Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "waiting reason "+reason, time.Minute, func(ctx context.Context) (bool, error) {
+		e2e.Wait(t, "waiting reason "+reason, func(ctx context.Context) (bool, error) {
 			got, err := pods.Get(ctx, p.Name, metav1.GetOptions{})
 			if err != nil {
 				return false, err

@@ -3,7 +3,6 @@ package manifests_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -100,7 +98,7 @@ func TestE2EInstallAndManualRun(t *testing.T) {
 	// The Job controller creates its pod, which gets the ServiceAccount's
 	// token, and (on kwok) succeeds.
 	var pod corev1.Pod
-	waitFor(t, "the Job's pod", func(ctx context.Context) (bool, error) {
+	e2e.Wait(t, "the Job's pod", func(ctx context.Context) (bool, error) {
 		pods, err := env.Client.CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "job-name=manual-1"})
 		if err != nil || len(pods.Items) == 0 {
 			return false, err
@@ -112,24 +110,7 @@ func TestE2EInstallAndManualRun(t *testing.T) {
 		t.Errorf("the Job's pod runs as %q, token mounted %v; want %q with its token",
 			pod.Spec.ServiceAccountName, hasTokenVolume(pod.Spec), manifests.ServiceAccount)
 	}
-	waitFor(t, "the Job to complete", func(ctx context.Context) (bool, error) {
-		j, err := env.Client.BatchV1().Jobs(env.Namespace).Get(ctx, "manual-1", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range j.Status.Conditions {
-			if c.Status != corev1.ConditionTrue {
-				continue
-			}
-			switch c.Type {
-			case batchv1.JobComplete:
-				return true, nil
-			case batchv1.JobFailed:
-				return false, fmt.Errorf("the Job failed: %s: %s", c.Reason, c.Message)
-			}
-		}
-		return false, nil
-	})
+	env.WaitJob(t, "manual-1", batchv1.JobComplete)
 }
 
 // TestE2EServiceAccountPermissions acts as the jobs' ServiceAccount, with
@@ -371,11 +352,4 @@ func hasTokenVolume(spec corev1.PodSpec) bool {
 		}
 	}
 	return false
-}
-
-func waitFor(t *testing.T, what string, cond wait.ConditionWithContextFunc) {
-	t.Helper()
-	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, cond); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
 }

@@ -41,21 +41,17 @@ func render(t *testing.T, opts manifests.Options) rendered {
 		var into any
 		switch kind := o.GroupVersionKind().GroupKind().String(); kind {
 		case "ServiceAccount":
-			r.serviceAccount = &corev1.ServiceAccount{}
-			into = r.serviceAccount
+			into = alloc(&r.serviceAccount)
 		case "Role.rbac.authorization.k8s.io":
-			r.role = &rbacv1.Role{}
-			into = r.role
+			into = alloc(&r.role)
 		case "RoleBinding.rbac.authorization.k8s.io":
-			r.roleBinding = &rbacv1.RoleBinding{}
-			into = r.roleBinding
+			into = alloc(&r.roleBinding)
 		case "ConfigMap":
-			r.configMap = &corev1.ConfigMap{}
-			into = r.configMap
+			into = alloc(&r.configMap)
 		case "CronJob.batch":
-			cj := &batchv1.CronJob{}
+			var cj *batchv1.CronJob
+			into = alloc(&cj)
 			r.cronJobs[o.GetName()] = cj
-			into = cj
 		default:
 			t.Errorf("unexpected object %s %s", kind, o.GetName())
 			continue
@@ -72,6 +68,12 @@ func render(t *testing.T, opts manifests.Options) rendered {
 		t.Errorf("got %d objects, want 7 (ServiceAccount, Role, RoleBinding, ConfigMap, 3 CronJobs)", len(objs))
 	}
 	return r
+}
+
+// alloc points *p at a new T and returns it, to decode an object into.
+func alloc[T any](p **T) *T {
+	*p = new(T)
+	return *p
 }
 
 func TestCronJobs(t *testing.T) {
