@@ -5,52 +5,21 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"runboat.dev/functions/internal/testutil"
 	"runboat.dev/shared/config"
-	"runboat.dev/shared/testenv/e2e"
 )
 
 // The function as a whole: a signed delivery to the webhook makes a build
 // that the console's API then lists.
 func TestWebhookThenConsole(t *testing.T) {
-	env := e2e.New(t)
-	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "kubefiles", "demo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	repos, err := json.Marshal([]map[string]any{{
-		"repo": "^codertocat/hello-world$", "branch": "^master$",
-		"builds": []map[string]any{{"image": "busybox:1.36", "kubefiles_path": kubefiles}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg Config
-	err = config.Load(map[string]string{
-		"RUNBOAT_REPOS":                   string(repos),
-		"RUNBOAT_BUILD_NAMESPACE":         env.Namespace,
-		"RUNBOAT_BUILD_DOMAIN":            "builds.example.org",
-		"RUNBOAT_GITHUB_WEBHOOK_SECRET":   "s3cret",
-		"RUNBOAT_DISABLE_COMMIT_STATUSES": "true",
-		"RUNBOAT_API_ADMIN_USER":          "admin",
-		"RUNBOAT_API_ADMIN_PASSWD":        "pw",
-	}, &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := NewHandler(cfg, env.Config, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, env, _ := newFunction(t)
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, testutil.Delivery("/webhooks/github", "push", testutil.Payload(t, "push.branch"), []byte("s3cret")))
+	h.ServeHTTP(w, testutil.Delivery("/webhooks/github", "push", testutil.Payload(t, "push.branch"), []byte(testSecret)))
 	if w.Code != http.StatusCreated {
 		t.Fatalf("webhook: %d %s, want 201", w.Code, w.Body.String())
 	}
