@@ -164,14 +164,9 @@ func (h *Handler) apiUndeploy(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, nil)
 }
 
-// undeployedJSON is the answer of the bulk undeploy.
-type undeployedJSON struct {
-	Undeployed int `json:"undeployed"`
-}
-
-// apiUndeployBuilds undeploys the builds matching a filter. Unlike the
-// Python runboat, it refuses an empty filter: undeploying every build takes
-// a deliberate filter per repository.
+// apiUndeployBuilds undeploys the builds matching a filter and answers null,
+// as the Python runboat. Unlike it, it refuses an empty filter: undeploying
+// every build takes a deliberate filter per repository.
 func (h *Handler) apiUndeployBuilds(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f, err := parseFilter(r.URL.Query(), false)
@@ -209,5 +204,5 @@ func (h *Handler) apiUndeployBuilds(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, undeployedJSON{Undeployed: n})
+	writeJSON(w, http.StatusOK, nil)
 }

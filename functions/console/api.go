@@ -88,6 +88,57 @@ type buildJSON struct {
 	LastReset  *time.Time `json:"last_reset,omitempty"`
 }
 
+// buildItemJSON is a build in a list: buildJSON without its null fields,
+// as the Python runboat's list (which excludes None).
+type buildItemJSON struct {
+	Name       string `json:"name"`
+	CommitInfo struct {
+		Repo         string `json:"repo"`
+		TargetBranch string `json:"target_branch"`
+		PR           *int   `json:"pr,omitempty"`
+		GitCommit    string `json:"git_commit"`
+	} `json:"commit_info"`
+	DeployLink           string       `json:"deploy_link"`
+	DeployLinkMailhog    string       `json:"deploy_link_mailhog"`
+	RepoTargetBranchLink string       `json:"repo_target_branch_link"`
+	RepoPRLink           *string      `json:"repo_pr_link,omitempty"`
+	RepoCommitLink       string       `json:"repo_commit_link"`
+	WebUILink            string       `json:"webui_link"`
+	Status               model.Status `json:"status"`
+	Created              time.Time    `json:"created"`
+	LastScaled           time.Time    `json:"last_scaled"`
+
+	Slug       string     `json:"slug"`
+	InitStatus string     `json:"init_status"`
+	InitReason string     `json:"init_failure_reason,omitempty"`
+	LastReset  *time.Time `json:"last_reset,omitempty"`
+}
+
+// item is the list form of a build.
+func (b buildJSON) item() buildItemJSON {
+	out := buildItemJSON{
+		Name:                 b.Name,
+		DeployLink:           b.DeployLink,
+		DeployLinkMailhog:    b.DeployLinkMailhog,
+		RepoTargetBranchLink: b.RepoTargetBranchLink,
+		RepoPRLink:           b.RepoPRLink,
+		RepoCommitLink:       b.RepoCommitLink,
+		WebUILink:            b.WebUILink,
+		Status:               b.Status,
+		Created:              b.Created,
+		LastScaled:           b.LastScaled,
+		Slug:                 b.Slug,
+		InitStatus:           b.InitStatus,
+		InitReason:           b.InitReason,
+		LastReset:            b.LastReset,
+	}
+	out.CommitInfo.Repo = b.CommitInfo.Repo
+	out.CommitInfo.TargetBranch = b.CommitInfo.TargetBranch
+	out.CommitInfo.PR = b.CommitInfo.PR
+	out.CommitInfo.GitCommit = b.CommitInfo.GitCommit
+	return out
+}
+
 // toJSON is the API form of a build.
 func (h *Handler) toJSON(b buildInfo) buildJSON {
 	l := h.linksOf(b.Build)
@@ -204,9 +255,9 @@ func (h *Handler) apiBuilds(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	out := make([]buildJSON, len(bs))
+	out := make([]buildItemJSON, len(bs))
 	for i, b := range bs {
-		out[i] = h.toJSON(b)
+		out[i] = h.toJSON(b).item()
 	}
 	writeJSON(w, http.StatusOK, out)
 }

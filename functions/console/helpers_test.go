@@ -397,3 +397,12 @@ func (f *fixture) startedBuild(t *testing.T, s spec) model.Ref {
 	f.waitStatus(t, ref.Name(), model.StatusStarted)
 	return ref
 }
+
+// wantNull checks that a response is the JSON null, as the Python runboat's
+// actions answer.
+func wantNull(t *testing.T, what string, r response) {
+	t.Helper()
+	if strings.TrimSpace(r.body) != "null" || r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("%s: body %q (%s), want null", what, r.body, r.header.Get("Content-Type"))
+	}
+}

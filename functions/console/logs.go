@@ -2,7 +2,9 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"regexp"
@@ -106,26 +108,37 @@ func (h *Handler) podLog(ctx context.Context, sel labels.Selector) (string, erro
 	case apierrors.IsNotFound(err), apierrors.IsBadRequest(err):
 		return "", nil // gone, or not started yet
 	case err != nil:
-		return "", fmt.Errorf("failed to read the log of pod %s: %w", newest.Name, err)
+		return "", &unreadableLogError{fmt.Errorf("failed to read the log of pod %s: %w", newest.Name, err)}
 	}
 	defer stream.Close() //nolint:errcheck // read-only stream
 	data, err := io.ReadAll(io.LimitReader(stream, 4*maxLogBytes))
 	if err != nil {
-		return "", fmt.Errorf("failed to read the log of pod %s: %w", newest.Name, err)
+		return "", &unreadableLogError{fmt.Errorf("failed to read the log of pod %s: %w", newest.Name, err)}
 	}
 	return string(data), nil
 }
 
-// writeLog answers a log, or 404 when it is empty.
+// unreadableLogError is a log that exists but that the API server could
+// not give (its kubelet unreachable, or serving no logs): 502, not 500.
+type unreadableLogError struct{ err error }
+
+func (e *unreadableLogError) Error() string { return e.err.Error() }
+func (e *unreadableLogError) Unwrap() error { return e.err }
+
+// writeLog answers a log as an HTML page (as the Python runboat's, which
+// renders its colours), or 404 when it is empty. The log is escaped; its
+// terminal escape sequences are dropped.
 func writeLog(w http.ResponseWriter, log string) {
 	if strings.TrimSpace(log) == "" {
 		writeError(w, http.StatusNotFound, "No log found.")
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
 	w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(w, cleanLog(log)) // the client is gone if this fails
+	// The client is gone if this fails.
+	_, _ = io.WriteString(w, "<!doctype html>\n<meta charset=\"utf-8\">\n<title>log</title>\n<pre>\n"+html.EscapeString(cleanLog(log))+"</pre>\n")
 }
 
 // apiLog answers the log that read finds of the build named in the path:
@@ -138,6 +151,12 @@ func (h *Handler) apiLog(read func(context.Context, buildInfo) (string, error)) 
 			return
 		}
 		log, err := read(r.Context(), b)
+		var unreadable *unreadableLogError
+		if errors.As(err, &unreadable) {
+			logFrom(r.Context()).Warn().Err(err).Str("build", b.Name).Msg("log unreadable")
+			writeError(w, http.StatusBadGateway, "the log could not be read from the cluster")
+			return
+		}
 		if err != nil {
 			fail(w, r, err)
 			return
