@@ -213,6 +213,36 @@ func parseFilter(q url.Values, withStatus bool) (filter, error) {
 // empty tells whether the filter selects everything.
 func (f filter) empty() bool { return f == filter{} }
 
+// query is the filter's target_branch, branch and pr as query parameters.
+func (f filter) query() url.Values {
+	q := url.Values{}
+	if f.targetBranch != "" {
+		q.Set("target_branch", f.targetBranch)
+	}
+	if f.branch != "" {
+		q.Set("branch", f.branch)
+	}
+	if f.pr != 0 {
+		q.Set("pr", strconv.Itoa(f.pr))
+	}
+	return q
+}
+
+// text says in words what the filter's target_branch, branch and pr keep.
+func (f filter) text() string {
+	var parts []string
+	if f.branch != "" {
+		parts = append(parts, "builds of branch "+f.branch)
+	}
+	if f.targetBranch != "" {
+		parts = append(parts, "builds for target branch "+f.targetBranch)
+	}
+	if f.pr != 0 {
+		parts = append(parts, "builds of PR #"+strconv.Itoa(f.pr))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // match tells whether a build passes the filter.
 func (f filter) match(b model.Build) bool {
 	switch {

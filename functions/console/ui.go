@@ -2,7 +2,9 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -153,6 +155,7 @@ type pageData struct {
 	Repos    []repoCount
 	Repo     string
 	RepoLink string
+	Filter   string // the filter of the repository page, in words
 	Groups   []groupView
 	Build    *buildView
 
@@ -237,7 +240,16 @@ func (h *Handler) pageRepo(w http.ResponseWriter, r *http.Request) {
 		h.message(w, r, http.StatusBadRequest, "No such repository", "A repository is named owner/name.", nil)
 		return
 	}
-	bs, err := h.searchBuilds(r.Context(), filter{repo: repo})
+	q := r.URL.Query()
+	q.Del("repo") // the path says it
+	f, err := parseFilter(q, false)
+	var bad *badRequestError
+	if errors.As(err, &bad) {
+		h.message(w, r, http.StatusBadRequest, "Bad filter", bad.reason, nil)
+		return
+	}
+	f.repo = repo
+	bs, err := h.searchBuilds(r.Context(), f)
 	if err != nil {
 		h.pageFailed(w, r, err)
 		return
@@ -245,6 +257,10 @@ func (h *Handler) pageRepo(w http.ResponseWriter, r *http.Request) {
 	d := h.data(repo)
 	d.Repo, d.RepoLink = repo, githubURL+escapePath(repo)
 	d.Poll = "/repos/" + escapePath(repo) + "?part=body"
+	if fq := f.query().Encode(); fq != "" {
+		d.Poll = "/repos/" + escapePath(repo) + "?" + fq + "&part=body"
+		d.Filter = f.text()
+	}
 	d.Groups = h.groupsOf(bs)
 	h.render(w, r, http.StatusOK, h.pages.repo, d)
 }
@@ -330,15 +346,50 @@ func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b) // the client is gone if this fails
 }
 
-// legacyBuilds sends the Python runboat's builds page address to the
-// repository page.
-func (h *Handler) legacyBuilds(w http.ResponseWriter, r *http.Request) {
-	repo := strings.ToLower(r.URL.Query().Get("repo"))
-	target := "/"
-	if err := model.ValidateRepo(repo); err == nil {
-		target = "/repos/" + escapePath(repo)
+// repoPage is the address of the repository page of a filter, or of the
+// home page without a repository.
+func repoPage(f filter) string {
+	if f.repo == "" {
+		return "/"
 	}
-	http.Redirect(w, r, target, http.StatusMovedPermanently)
+	target := "/repos/" + escapePath(f.repo)
+	if q := f.query().Encode(); q != "" {
+		target += "?" + q
+	}
+	return target
+}
+
+// badges answers the links of the Python runboat's "Try me" badges,
+// /builds?repo&target_branch&branch&pr: 307 to the repository page with
+// the same filters, as the Python runboat to its web UI; 400 on a bad one.
+func (h *Handler) badges(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query(), false)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, repoPage(f), http.StatusTemporaryRedirect)
+}
+
+// legacyBuilds sends the Python runboat's builds page address to the
+// repository page, with its filters; an invalid filter is dropped.
+func (h *Handler) legacyBuilds(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f filter
+	if repo := strings.ToLower(q.Get("repo")); model.ValidateRepo(repo) == nil {
+		f.repo = repo
+		// Each parameter on its own, so that a bad one drops only itself.
+		for _, k := range []string{"target_branch", "branch", "pr"} {
+			one, err := parseFilter(url.Values{k: {q.Get(k)}}, false)
+			if err != nil {
+				continue
+			}
+			f.targetBranch = cmp.Or(f.targetBranch, one.targetBranch)
+			f.branch = cmp.Or(f.branch, one.branch)
+			f.pr = cmp.Or(f.pr, one.pr)
+		}
+	}
+	http.Redirect(w, r, repoPage(f), http.StatusMovedPermanently)
 }
 
 // legacyBuild sends the Python runboat's build page address to the build

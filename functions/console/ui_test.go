@@ -99,15 +99,76 @@ func TestPages(t *testing.T) {
 	wantIn(t, "empty repo page", empty.body, "No builds of this repository.")
 
 	for path, loc := range map[string]string{
-		"/webui/builds.html?repo=acme/app":      "/repos/acme/app",
-		"/webui/builds.html":                    "/",
-		"/webui/build.html?name=" + main.Name(): "/builds/" + main.Name(),
+		"/webui/builds.html?repo=acme/app":                                "/repos/acme/app",
+		"/webui/builds.html?repo=Acme/App&target_branch=16.0&branch=16.0": "/repos/acme/app?branch=16.0&target_branch=16.0",
+		"/webui/builds.html?repo=acme/app&pr=5":                           "/repos/acme/app?pr=5",
+		"/webui/builds.html":                                              "/",
+		"/webui/build.html?name=" + main.Name():                           "/builds/" + main.Name(),
 	} {
 		res := f.do(t, http.MethodGet, path, "")
 		if res.code != http.StatusMovedPermanently || res.header.Get("Location") != loc {
 			t.Errorf("GET %s: %d to %q, want 301 to %q", path, res.code, res.header.Get("Location"), loc)
 		}
 	}
+}
+
+// TestBadgeLinks follows the links of the Python runboat's "Try me" badges,
+// /builds?repo=...&target_branch=..., to the repository page filtered the
+// same way.
+func TestBadgeLinks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	main := f.createRawBuild(t, spec{repo: "acme/app", branch: "main"})
+	v16 := f.createRawBuild(t, spec{repo: "acme/app", branch: "16.0"})
+	pr5 := f.createRawBuild(t, spec{repo: "acme/app", branch: "main", pr: 5})
+	pr7 := f.createRawBuild(t, spec{repo: "acme/app", branch: "16.0", pr: 7})
+
+	for path, loc := range map[string]string{
+		"/builds?repo=Acme/App&target_branch=16.0":      "/repos/acme/app?target_branch=16.0",
+		"/builds?repo=acme/app&branch=main":             "/repos/acme/app?branch=main",
+		"/builds?repo=acme/app&pr=5":                    "/repos/acme/app?pr=5",
+		"/builds?repo=acme/app&target_branch=&branch=":  "/repos/acme/app",
+		"/builds?repo=acme/app&target_branch=a%26b%3Dc": "/repos/acme/app?target_branch=a%26b%3Dc",
+		"/builds": "/",
+	} {
+		res := f.do(t, http.MethodGet, path, "")
+		if res.code != http.StatusTemporaryRedirect || res.header.Get("Location") != loc {
+			t.Errorf("GET %s: %d to %q, want 307 to %q", path, res.code, res.header.Get("Location"), loc)
+		}
+	}
+	for _, path := range []string{"/builds?repo=acme&target_branch=main", "/builds?repo=acme/app&pr=x", "/repos/acme/app?pr=0"} {
+		res := f.do(t, http.MethodGet, path, "")
+		if res.code != http.StatusBadRequest || !strings.Contains(res.body, "invalid") {
+			t.Errorf("GET %s: %d %s, want 400 with the reason", path, res.code, res.body)
+		}
+	}
+
+	for _, tc := range []struct {
+		query    string
+		in, out  []model.Ref
+		wantPoll string
+	}{
+		{"", []model.Ref{main, v16, pr5, pr7}, nil, `data-poll="/repos/acme/app?part=body"`},
+		{"?target_branch=16.0", []model.Ref{v16, pr7}, []model.Ref{main, pr5}, `data-poll="/repos/acme/app?target_branch=16.0&amp;part=body"`},
+		{"?branch=main", []model.Ref{main}, []model.Ref{v16, pr5, pr7}, `data-poll="/repos/acme/app?branch=main&amp;part=body"`},
+		{"?pr=5", []model.Ref{pr5}, []model.Ref{main, v16, pr7}, `data-poll="/repos/acme/app?pr=5&amp;part=body"`},
+	} {
+		res := f.do(t, http.MethodGet, "/repos/acme/app"+tc.query, "").want(t, http.StatusOK, "repo page"+tc.query)
+		wantIn(t, "repo page"+tc.query, res.body, tc.wantPoll)
+		for _, r := range tc.in {
+			wantIn(t, "repo page"+tc.query, res.body, `data-build="`+r.Name()+`"`)
+		}
+		for _, r := range tc.out {
+			wantNotIn(t, "repo page"+tc.query, res.body, `data-build="`+r.Name()+`"`)
+		}
+		if tc.query != "" {
+			wantIn(t, "repo page"+tc.query, res.body, `href="/repos/acme/app">Show all builds`)
+		}
+	}
+	// The polled body keeps the filter.
+	res := f.do(t, http.MethodGet, "/repos/acme/app?branch=main&part=body", "").want(t, http.StatusOK, "filtered body")
+	wantIn(t, "filtered body", res.body, `data-build="`+main.Name()+`"`)
+	wantNotIn(t, "filtered body", res.body, `data-build="`+v16.Name()+`"`, "<html")
 }
 
 // createBuildName is the name of the build createBuild makes for a branch.
