@@ -219,7 +219,25 @@ func TestBrowser(t *testing.T) {
 	}
 	saveScreenshot(t, "home-page.png", get(t, ctx, "home screenshot", chromedp.FullScreenshot(100)))
 
-	// ?live on a stopped build starts it and ends on the build.
+	// A badge link for one branch shows only that branch.
+	steps(t, ctx, "open a badge link",
+		chromedp.Navigate(f.srv.URL+"/builds?repo=acme/app&target_branch=17.0&branch=17.0"),
+		chromedp.WaitVisible(css(`article[data-build="`+todo.Name()+`"]`)),
+	)
+	if loc := get(t, ctx, "read the location", chromedp.Location()); loc != f.srv.URL+"/repos/acme/app?branch=17.0&target_branch=17.0" {
+		t.Errorf("the badge link ends on %s", loc)
+	}
+	names = get(t, ctx, "list the builds of the badge",
+		chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("article[data-build]")).map(e => e.dataset.build)`))
+	if !slices.Equal(names, []string{todo.Name()}) {
+		t.Errorf("the badge link of branch 17.0 lists %v, want only %s", names, todo.Name())
+	}
+
+	// ?live on a stopped build: the page starts it with a POST and ends on
+	// the build.
+	if b := f.getBuild(t, pr.Name()); b.Status != model.StatusStopped {
+		t.Fatalf("the build of the live link is %s, want stopped", b.Status)
+	}
 	steps(t, ctx, "open the live link", chromedp.Navigate(f.srv.URL+"/builds/"+pr.Name()+"?live"))
 	if title := get(t, ctx, "read the title", chromedp.Title()); !strings.HasPrefix(title, "Starting ") {
 		t.Errorf("the live link shows %q, want the starting page", title)
@@ -244,6 +262,9 @@ func TestBrowser(t *testing.T) {
 	}
 	if b := f.getBuild(t, pr.Name()); b.Status != model.StatusStarted {
 		t.Errorf("the build reached by the live link is %s, want started", b.Status)
+	}
+	if calls := f.ops.Calls(); !slices.Contains(calls, "start "+pr.Name()) {
+		t.Errorf("operations %v, want the start of %s by the page", calls, pr.Name())
 	}
 
 	// ?live on a failed build shows its reason and its init log.

@@ -267,6 +267,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /{$}", h.pageHome)
 	m.HandleFunc("GET /repos/{owner}/{repo}", h.pageRepo)
 	m.HandleFunc("GET /builds/{name}", h.pageBuild)
+	m.HandleFunc("POST /builds/{name}", h.wakePost)
 	m.HandleFunc("GET /builds", h.badges)
 	m.HandleFunc("GET /static/{file}", h.static)
 	// The Python runboat's page addresses.

@@ -406,3 +406,13 @@ func wantNull(t *testing.T, what string, r response) {
 		t.Errorf("%s: body %q (%s), want null", what, r.body, r.header.Get("Content-Type"))
 	}
 }
+
+// replicas returns the replicas asked of the Deployment of a build.
+func (f *fixture) replicas(t *testing.T, name string) int32 {
+	t.Helper()
+	d, err := f.env.Client.AppsV1().Deployments(f.env.Namespace).Get(context.Background(), f.deploymentName(t, name), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptr.Deref(d.Spec.Replicas, 0)
+}

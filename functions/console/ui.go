@@ -172,7 +172,7 @@ func (h *Handler) data(title string) pageData {
 }
 
 // contentSecurityPolicy allows the page's own files only.
-const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // render writes a page, or only its body when the query asks for
 // part=body (the polling of the page's script).
@@ -290,10 +290,12 @@ func (h *Handler) pageBuild(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, h.pages.build, d)
 }
 
-// wake sends to a started build, starts a stopped one, and shows a page
-// that follows its progress until it is started.
+// wake sends to a started build, and shows a page that follows the progress
+// of a stopped, starting or initializing one until it is started. A GET
+// changes nothing (link unfurlers, mail scanners and prefetchers must wake
+// no build): the page of a stopped build starts it with a POST, from its
+// script at once or from its button (wakePost).
 func (h *Handler) wake(w http.ResponseWriter, r *http.Request, b buildInfo) {
-	ctx := r.Context()
 	switch b.Status {
 	case model.StatusStarted:
 		w.Header().Set("Cache-Control", "no-store")
@@ -307,22 +309,35 @@ func (h *Handler) wake(w http.ResponseWriter, r *http.Request, b buildInfo) {
 		v := h.viewOf(b)
 		h.message(w, r, http.StatusOK, "Build failed", "The initialization of this build failed, so it cannot be started.", &v)
 		return
-	case model.StatusStopped, model.StatusStopping:
-		if err := h.scale(ctx, b.Name, starting); err != nil {
-			if errIsNotFound(err) {
-				h.message(w, r, http.StatusNotFound, "No such build", "This build was undeployed meanwhile.", nil)
-				return
-			}
-			h.pageFailed(w, r, err)
-			return
-		}
-		b.Status = model.StatusStarting
 	}
 	v := h.viewOf(b)
 	d := h.data("Starting " + b.Ref.Slug())
 	d.Repo, d.Build = b.Ref.Repo, &v
-	d.Refresh = 3 // without script: reload, which redirects once started
+	if !v.CanStart {
+		d.Refresh = 3 // without script: reload, which redirects once started
+	}
 	h.render(w, r, http.StatusOK, h.pages.live, d)
+}
+
+// wakePost answers the POST of the wake-on-click page (its button, without
+// a script): it starts a stopped build, then sends back to the page (303),
+// which follows it.
+func (h *Handler) wakePost(w http.ResponseWriter, r *http.Request) {
+	ctx, name := r.Context(), r.PathValue("name")
+	if _, live := r.URL.Query()["live"]; !live {
+		h.message(w, r, http.StatusBadRequest, "Nothing to do", "Only the wake-on-click page (?live) takes a POST.", nil)
+		return
+	}
+	err := h.scale(ctx, name, starting)
+	switch {
+	case errIsNotFound(err):
+		h.message(w, r, http.StatusNotFound, "No such build", "There is no build named "+name+".", nil)
+		return
+	case err != nil:
+		h.pageFailed(w, r, err)
+		return
+	}
+	http.Redirect(w, r, h.linksOf(model.Build{Name: name}).Live, http.StatusSeeOther)
 }
 
 // static serves the embedded files.

@@ -185,16 +185,51 @@ func TestLiveLink(t *testing.T) {
 	gone := f.createBuild(t, spec{repo: "acme/app", branch: "main", pr: 4})
 	f.markUndeploying(t, gone.Name())
 
-	res := f.do(t, http.MethodGet, "/builds/"+stopped.Name()+"?live", "").want(t, http.StatusOK, "live on a stopped build")
-	wantIn(t, "starting page", res.body, `data-live="/api/v1/builds/`+stopped.Name()+`"`, "Starting", stopped.Slug(),
-		`<noscript><meta http-equiv="refresh" content="3"></noscript>`)
+	// A GET changes nothing: link unfurlers, mail scanners and prefetchers
+	// wake no build. The page starts it with a POST: its script at once,
+	// or its button without a script.
+	for range 2 {
+		res := f.do(t, http.MethodGet, "/builds/"+stopped.Name()+"?live", "").want(t, http.StatusOK, "live on a stopped build")
+		wantIn(t, "starting page", res.body, `data-live="/api/v1/builds/`+stopped.Name()+`"`, "data-autostart", "Starting", stopped.Slug(),
+			`<form method="post" action="/builds/`+stopped.Name()+`?live">`)
+		wantNotIn(t, "starting page of a stopped build", res.body, `http-equiv="refresh"`)
+	}
+	f.do(t, http.MethodHead, "/builds/"+stopped.Name()+"?live", "").want(t, http.StatusOK, "HEAD live")
+	if calls := f.ops.Calls(); len(calls) != 0 {
+		t.Errorf("operations %v after GETs, want none", calls)
+	}
+	if n := f.replicas(t, stopped.Name()); n != 0 {
+		t.Errorf("the build has %d replicas after GETs of its live link, want 0", n)
+	}
+	res := f.do(t, http.MethodPost, "/builds/"+stopped.Name()+"?live", "")
+	if loc := "/builds/" + stopped.Name() + "?live"; res.code != http.StatusSeeOther || res.header.Get("Location") != loc {
+		t.Fatalf("POST live: %d to %q, want 303 to %q", res.code, res.header.Get("Location"), loc)
+	}
 	if calls := f.ops.Calls(); !slices.Equal(calls, []string{"start " + stopped.Name()}) {
 		t.Errorf("operations %v, want the start of the build", calls)
+	}
+	if n := f.replicas(t, stopped.Name()); n != 1 {
+		t.Errorf("the build has %d replicas after the POST, want 1", n)
+	}
+	// While it starts, the page without script reloads itself.
+	if res := f.do(t, http.MethodGet, "/builds/"+stopped.Name()+"?live", ""); res.code == http.StatusOK {
+		wantIn(t, "page of a starting build", res.body, `<noscript><meta http-equiv="refresh" content="3"></noscript>`)
+		wantNotIn(t, "page of a starting build", res.body, "data-autostart")
 	}
 	f.waitStatus(t, stopped.Name(), model.StatusStarted)
 	res = f.do(t, http.MethodGet, "/builds/"+stopped.Name()+"?live", "")
 	if want := "http://" + stopped.Slug() + "." + testDomain; res.code != http.StatusFound || res.header.Get("Location") != want {
 		t.Errorf("live on a started build: %d to %q, want 302 to %q", res.code, res.header.Get("Location"), want)
+	}
+	// A POST on a build that cannot start does nothing; the page says why.
+	if res := f.do(t, http.MethodPost, "/builds/"+failed.Name()+"?live", ""); res.code != http.StatusSeeOther {
+		t.Errorf("POST live on a failed build: %d, want 303", res.code)
+	}
+	if res := f.do(t, http.MethodPost, "/builds/bnosuch?live", ""); res.code != http.StatusNotFound {
+		t.Errorf("POST live on an unknown build: %d, want 404", res.code)
+	}
+	if res := f.do(t, http.MethodPost, "/builds/"+stopped.Name(), ""); res.code != http.StatusMethodNotAllowed && res.code != http.StatusBadRequest {
+		t.Errorf("POST on a build page without live: %d, want it refused", res.code)
 	}
 
 	res = f.do(t, http.MethodGet, "/builds/"+failed.Name()+"?live", "").want(t, http.StatusOK, "live on a failed build")

@@ -226,13 +226,15 @@ func TestCrossSiteActionsAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, site := range []string{"cross-site", "same-site"} {
-		r := httptest.NewRequest(http.MethodPost, "/api/v1/builds/b1/start", nil)
-		r.Header.Set("Sec-Fetch-Site", site)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != http.StatusForbidden {
-			t.Errorf("POST from a %s page: %d, want 403", site, w.Code)
+	for _, path := range []string{"/api/v1/builds/b1/start", "/builds/b1?live"} {
+		for _, site := range []string{"cross-site", "same-site"} {
+			r := httptest.NewRequest(http.MethodPost, path, nil)
+			r.Header.Set("Sec-Fetch-Site", site)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusForbidden {
+				t.Errorf("POST %s from a %s page: %d, want 403", path, site, w.Code)
+			}
 		}
 	}
 	// The same request from a page of the console, or from a script, goes

@@ -109,6 +109,8 @@
       }
       setTimeout(follow, every);
     };
-    setTimeout(follow, every);
+    // A stopped build: start it at once (the GET of the page changed
+    // nothing, so that bots wake no build).
+    setTimeout(follow, live.dataset.autostart !== undefined ? 0 : every);
   }
 })();
