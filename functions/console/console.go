@@ -1,9 +1,9 @@
 // Package console is the console of runboat: the REST API under /api/v1
-// (the Python runboat's paths and fields, so that existing scripts keep
-// working), the web UI (a home page, a page per repository, a page per
-// build) and the wake-on-click page that the commit statuses link to
-// (/builds/{name}?live). It reads the cluster on every request: nothing is
-// cached, so nothing can drift.
+// (the Python runboat's paths, fields and answers, so that existing scripts
+// keep working), the web UI (a home page, a page per repository, a page per
+// build), the wake-on-click page that the commit statuses link to
+// (/builds/{name}?live) and the Python runboat's page addresses. It reads
+// the cluster on every request: nothing is cached, so nothing can drift.
 //
 // API (JSON unless said otherwise; errors are {"detail": "reason"}):
 //
@@ -11,24 +11,31 @@
 //	GET    /api/v1/repos                   repositories that have builds
 //	GET    /api/v1/builds                  builds, filtered by repo, target_branch,
 //	                                       branch (branch builds only), pr, status;
-//	                                       400 on a bad filter
+//	                                       null fields left out, as runboat's; 400 on a
+//	                                       bad filter
 //	DELETE /api/v1/builds                  admin: undeploy the builds matching repo,
 //	                                       target_branch, branch, pr (at least one,
-//	                                       else 400); {"undeployed": n}
+//	                                       else 400); 200 null
 //	POST   /api/v1/builds/trigger/branch   admin: ?repo&branch, deploy the head of a
-//	                                       branch: 201 (new build), 200 (it exists),
-//	                                       400, 404 (not on GitHub), 502 (GitHub failed)
+//	                                       branch: 200 null (Location: the build's
+//	                                       page when new), 400, 404 (not on GitHub),
+//	                                       502 (GitHub failed)
 //	POST   /api/v1/builds/trigger/pr       admin: ?repo&pr, the same for a pull request
-//	GET    /api/v1/builds/{name}           one build; 404 when unknown
-//	GET    /api/v1/builds/{name}/init-log  text: the init log (kept on the cluster
-//	                                       for a failed build); 404 when none
-//	GET    /api/v1/builds/{name}/log       text: the log of the running build; 404 when none
-//	POST   /api/v1/builds/{name}/start     start a stopped build (otherwise nothing)
-//	POST   /api/v1/builds/{name}/stop      stop a started or starting build (otherwise nothing)
-//	POST   /api/v1/builds/{name}/reset     initialize a build again; 429 with Retry-After
-//	                                       when it was reset less than the reset interval
-//	                                       ago, 409 when it is being undeployed
-//	DELETE /api/v1/builds/{name}           admin: undeploy a build
+//	GET    /api/v1/builds/{name}           one build (null fields kept); 404 when unknown
+//	GET    /api/v1/builds/{name}/init-log  HTML: the init log (kept on the cluster
+//	                                       for a failed build); 404 "No log found."
+//	                                       when none; 502 when the pod's log exists
+//	                                       but the API server cannot give it
+//	GET    /api/v1/builds/{name}/log       HTML: the log of the running build; 404
+//	                                       and 502 as init-log
+//	POST   /api/v1/builds/{name}/start     start a stopped build (otherwise nothing); 200 null
+//	POST   /api/v1/builds/{name}/stop      stop a started or starting build (otherwise
+//	                                       nothing); 200 null
+//	POST   /api/v1/builds/{name}/reset     initialize a build again; 200 null; 429 with
+//	                                       Retry-After when it was reset less than the
+//	                                       reset interval ago, 409 when it is being
+//	                                       undeployed
+//	DELETE /api/v1/builds/{name}           admin: undeploy a build; 200 null
 //
 // Admin endpoints need HTTP basic credentials (401 otherwise). A failure of
 // the cluster gives 500 with a generic reason; details go to the log only.
@@ -37,16 +44,30 @@
 // Web UI (HTML, kept up to date by a small script that polls the page's body
 // every 2.5 s):
 //
-//	GET /                        repositories and status counts
-//	GET /repos/{owner}/{repo}    the builds of a repository, grouped by branch and PR
-//	GET /builds/{name}           the page of a build
-//	GET /builds/{name}?live      wake-on-click: redirects to a started build (302);
-//	                             starts a stopped one and follows it until it is
-//	                             started; says why for a failed (200), undeploying
-//	                             (410) or unknown (404) build
+//	GET  /                          repositories and status counts
+//	GET  /repos/{owner}/{repo}      the builds of a repository, grouped by branch and
+//	                                PR; ?target_branch, ?branch, ?pr keep some (400
+//	                                on a bad one)
+//	GET  /builds/{name}             the page of a build
+//	GET  /builds/{name}?live        wake-on-click: redirects to a started build (302);
+//	                                for a stopped one, a page that starts it with a
+//	                                POST (its script at once, or its button) and
+//	                                follows it until it is started: a GET changes
+//	                                nothing, so that bots wake no build; says why
+//	                                for a failed (200), undeploying (410) or
+//	                                unknown (404) build
+//	POST /builds/{name}?live        the button of that page: starts the build, 303
+//	                                back to the page
 //
-// The Python runboat's page addresses (/webui/builds.html?repo=...,
-// /webui/build.html?name=...) redirect to these.
+// The Python runboat's addresses: GET /builds?repo&target_branch&branch&pr
+// (the link of the "Try me" badges) answers 307 to the repository page with
+// the same filters (400 on a bad one; the home page without repo);
+// /webui/builds.html?repo&target_branch&branch&pr and
+// /webui/build.html?name= redirect (301) to the repository page with its
+// filters and to the build page.
+//
+// The differences from the Python runboat that remain, and why, are listed
+// in the README (section "The console").
 package console
 
 import (
