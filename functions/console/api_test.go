@@ -213,8 +213,11 @@ func TestAPILogs(t *testing.T) {
 	stopped := f.createBuild(t, spec{repo: "acme/app", branch: "17.0"})
 
 	res := f.do(t, http.MethodGet, "/api/v1/builds/"+failed.Name()+"/init-log", "").want(t, http.StatusOK, "init log")
-	if !strings.Contains(res.body, "cloning\nERROR: module x not found &lt;b&gt;\n") || strings.Contains(res.body, "\x1b") || strings.Contains(res.body, "<b>") {
-		t.Errorf("init log = %q, want the evidence escaped, without terminal escapes", res.body)
+	if !strings.Contains(res.body, "<pre>\ncloning\n<span class=\"ansi-fg-31\">ERROR</span>: module x not found &lt;b&gt;\n</pre>") || strings.Contains(res.body, "\x1b") || strings.Contains(res.body, "<b>") {
+		t.Errorf("init log = %q, want the evidence escaped, its colours rendered", res.body)
+	}
+	if csp := res.header.Get("Content-Security-Policy"); !strings.Contains(csp, "style-src 'sha256-") || strings.Contains(csp, "script-src") {
+		t.Errorf("init log Content-Security-Policy %q, want its style only", csp)
 	}
 	if ct := res.header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 		t.Errorf("init log Content-Type = %q", ct)

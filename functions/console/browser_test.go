@@ -280,6 +280,9 @@ func TestBrowser(t *testing.T) {
 	if text := get(t, ctx, "read the init log", chromedp.Text(css("pre"))); !strings.Contains(text, "ERROR: dependency not found") {
 		t.Errorf("the init log shows %q", text)
 	}
+	if bg := get(t, ctx, "read the log's style", chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`)); bg != "rgb(30, 30, 30)" {
+		t.Errorf("the init log page has background %q: its style is not applied (Content-Security-Policy?)", bg)
+	}
 
 	// Its Reset button initializes it again, and the page follows.
 	steps(t, ctx, "reset the failed build",

@@ -22,8 +22,8 @@
 //	                                       502 (GitHub failed)
 //	POST   /api/v1/builds/trigger/pr       admin: ?repo&pr, the same for a pull request
 //	GET    /api/v1/builds/{name}           one build (null fields kept); 404 when unknown
-//	GET    /api/v1/builds/{name}/init-log  HTML: the init log (kept on the cluster
-//	                                       for a failed build); 404 "No log found."
+//	GET    /api/v1/builds/{name}/init-log  HTML with colours: the init log (kept on
+//	                                       the cluster for a failed build); 404 "No log found."
 //	                                       when none; 502 when the pod's log exists
 //	                                       but the API server cannot give it
 //	GET    /api/v1/builds/{name}/log       HTML: the log of the running build; 404

@@ -185,14 +185,31 @@ func TestParseFilter(t *testing.T) {
 	}
 }
 
-func TestCleanLog(t *testing.T) {
-	if got := cleanLog("a\x1b[1;32mgreen\x1b[0m \xffb\n"); got != "agreen \uFFFDb\n" {
-		t.Errorf("cleanLog = %q", got)
+func TestTailLog(t *testing.T) {
+	if got := tailLog("a\x1b[1;32mgreen\x1b[0m \xffb\n"); got != "a\x1b[1;32mgreen\x1b[0m \uFFFDb\n" {
+		t.Errorf("tailLog = %q", got)
 	}
 	long := strings.Repeat("line of log\n", 2*maxLogBytes/12)
-	got := cleanLog("FIRST\n" + long + "LAST\n")
+	got := tailLog("FIRST\n" + long + "LAST\n")
 	if len(got) > maxLogBytes || strings.Contains(got, "FIRST") || !strings.HasSuffix(got, "LAST\n") || !strings.HasPrefix(got, "line of log\n") {
-		t.Errorf("cleanLog of a long log: %d bytes, starts %q, ends %q", len(got), got[:20], got[len(got)-20:])
+		t.Errorf("tailLog of a long log: %d bytes, starts %q, ends %q", len(got), got[:20], got[len(got)-20:])
+	}
+}
+
+// TestLogHTML renders the colours of a log as runboat's (ansi2html), and
+// escapes the rest.
+func TestLogHTML(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain <b>&amp;\n", "plain &lt;b&gt;&amp;amp;\n"},
+		{"a\x1b[1;32mgreen\x1b[0m b", `a<span class="ansi-bold ansi-fg-32">green</span> b`},
+		{"\x1b[31mred\x1b[1mbold\x1b[39mplain\x1b[mx", `<span class="ansi-fg-31">red</span><span class="ansi-bold ansi-fg-31">bold</span><span class="ansi-bold">plain</span>x`},
+		{"\x1b[44;97mw\x1b[49mx\x1b[22m", `<span class="ansi-fg-97 ansi-bg-44">w</span><span class="ansi-fg-97">x</span>`},
+		{"\x1b[38;5;208morange\x1b[0m\x1b[2K\x1b[?25lz", `orangez`},
+		{"\x1b[31m<script>", `<span class="ansi-fg-31">&lt;script&gt;</span>`},
+	} {
+		if got := logHTML(tc.in); got != tc.want {
+			t.Errorf("logHTML(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
 
