@@ -302,7 +302,14 @@ func waitForChange(ctx context.Context, env *Env, resourceVersion string, until 
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
+			// Not at once: a run cut off from the API server would
+			// otherwise spin through failing passes.
 			logging.From(ctx).Debug().Err(err).Msg("watch not started: reading again")
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-env.Clock.After(debounce):
+			}
 			return nil
 		}
 		watchers = append(watchers, w)
