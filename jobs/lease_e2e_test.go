@@ -163,8 +163,10 @@ func TestE2EReactionPassWhileLingering(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Errorf("lingering run stopped while idle: %v, want nil", err)
+		// Stopped while idle it exits 0; in the middle of a pass (the
+		// build's Job changing), with the error of the pass cut short.
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("stopped lingering run: %v, want nil or context.Canceled", err)
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the stopped lingering run did not end")
