@@ -151,35 +151,71 @@ func (l *Lease) Renew(ctx context.Context) error {
 	return nil
 }
 
-// Keep renews the Lease in the background, three times per duration, until
-// stop is called. The returned context is cancelled, with the cause ErrLost,
-// when the Lease could not be renewed before two thirds of its duration
-// since the last renewal passed: the run must stop writing.
+// The renewal schedule, as fractions of the Lease's duration d (with the
+// default 15 s: renewed every 5 s, retried every second after a failure,
+// given up 10 s after the last renewal, 5 s before another run may take the
+// Lease). Kubernetes' leader election uses the same 15 s and 10 s, retrying
+// every 2 s; renewing every third of the duration gives each renewal two more
+// chances before the deadline, at one write per 5 s per running job.
+const (
+	renewEvery = 3  // a renewal every d/3
+	retryEvery = 15 // after a failed renewal, a retry every d/15
+)
+
+// renewDeadline is how long after the last renewal a run gives up the Lease
+// and stops: two thirds of the duration, leaving a third for the run's
+// requests in flight to end before another run may take it.
+func (l *Lease) renewDeadline() time.Duration { return 2 * l.duration / 3 }
+
+// Keep renews the Lease in the background every third of its duration
+// (retrying sooner after a failure) until stop is called. The returned
+// context is cancelled, with a cause wrapping ErrLost, as soon as a renewal
+// finds the Lease taken by another holder (or deleted), or when no renewal
+// succeeded for two thirds of the duration since the last one: the run must
+// then stop acting, before another run may take the Lease. Each renewal is
+// bounded by the time left to that deadline.
 func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		wait := l.duration / renewEvery
 		for {
 			select {
 			case <-done:
 				return
 			case <-ctx.Done():
 				return
-			case <-l.clock.After(l.duration / 3):
+			case <-l.clock.After(wait):
 			}
-			err := l.Renew(ctx)
-			if errors.Is(err, ErrLost) {
+			l.mu.Lock()
+			left := l.renewDeadline() - l.clock.Since(l.renewed)
+			l.mu.Unlock()
+			if left <= 0 {
+				cancel(fmt.Errorf("failed to renew lease %s within %s: %w", l.name, l.renewDeadline(), ErrLost))
+				return
+			}
+			rctx, rcancel := context.WithTimeout(ctx, left)
+			err := l.Renew(rctx)
+			rcancel()
+			switch {
+			case err == nil:
+				wait = l.duration / renewEvery
+				continue
+			case errors.Is(err, ErrLost):
 				cancel(err)
+				return
+			case ctx.Err() != nil:
 				return
 			}
 			l.mu.Lock()
-			late := l.clock.Since(l.renewed) > 2*l.duration/3
+			left = l.renewDeadline() - l.clock.Since(l.renewed)
 			l.mu.Unlock()
-			if err != nil && late {
-				cancel(fmt.Errorf("%w: %w", ErrLost, err))
+			if left <= 0 {
+				cancel(fmt.Errorf("%w: no renewal within %s: %w", ErrLost, l.renewDeadline(), err))
 				return
 			}
+			wait = min(l.duration/retryEvery, left)
 		}
 	})
 	return ctx, func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,5 +147,172 @@ func TestKeepRenews(t *testing.T) {
 	}
 	if kctx.Err() != nil {
 		t.Errorf("keep context ended: %v", context.Cause(kctx))
+	}
+}
+
+// step waits for the keeper to wait on the clock, then lets d pass.
+func step(t *testing.T, clk *clocktesting.FakeClock, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !clk.HasWaiters() {
+		if time.Now().After(deadline) {
+			t.Fatal("the keeper does not wait on the clock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clk.Step(d)
+}
+
+// settled waits for the keeper to wait on the clock again, or to end.
+func settled(t *testing.T, clk *clocktesting.FakeClock, kctx context.Context) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !clk.HasWaiters() && kctx.Err() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the keeper neither waits nor ends")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestKeepRenewsBeforeExpiry: with the default schedule (15 s), each renewal
+// lands a third of the duration after the previous one, so another run never
+// finds the Lease expired.
+func TestKeepRenewsBeforeExpiry(t *testing.T) {
+	ctx := context.Background()
+	cs := newClientset()
+	clk := clocktesting.NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	l, err := Acquire(ctx, cs, ns, name, "a", 15*time.Second, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, stop := l.Keep(ctx)
+	defer stop()
+	for i := range 6 {
+		step(t, clk, 5*time.Second)
+		settled(t, clk, kctx)
+		cur, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cur.Spec.RenewTime.Time.Equal(clk.Now()) {
+			t.Fatalf("round %d: renewed at %s, want %s", i, cur.Spec.RenewTime, clk.Now())
+		}
+		if _, err := Acquire(ctx, cs, ns, name, "b", 15*time.Second, clk); !errors.Is(err, ErrHeld) {
+			t.Fatalf("round %d: another run's acquire: %v, want ErrHeld", i, err)
+		}
+	}
+	if kctx.Err() != nil {
+		t.Errorf("keep context ended: %v", context.Cause(kctx))
+	}
+}
+
+// TestKeepCancelsWhenTaken: a renewal that finds the Lease written by
+// another holder cancels the run's context at once, with ErrLost.
+func TestKeepCancelsWhenTaken(t *testing.T) {
+	ctx := context.Background()
+	cs := newClientset()
+	clk := clocktesting.NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	l, err := Acquire(ctx, cs, ns, name, "a", 15*time.Second, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, stop := l.Keep(ctx)
+	defer stop()
+	// Another holder writes the Lease (as after an expiry seen with a
+	// skewed clock).
+	cur, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.HolderIdentity = ptr.To("b")
+	if _, err := cs.CoordinationV1().Leases(ns).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, clk, 5*time.Second)
+	select {
+	case <-kctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run's context was not cancelled")
+	}
+	if cause := context.Cause(kctx); !errors.Is(cause, ErrLost) {
+		t.Errorf("cause %v, want ErrLost", cause)
+	}
+	// Its release leaves the other holder's Lease alone.
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{}); ptr.Deref(got.Spec.HolderIdentity, "") != "b" {
+		t.Errorf("holder %q after the old holder's release, want b", ptr.Deref(got.Spec.HolderIdentity, ""))
+	}
+}
+
+// TestKeepCancelsWhenRenewalsFail: renewals failing (the API server
+// answering 500) are retried; the run's context is cancelled, with ErrLost,
+// once none succeeded for two thirds of the duration, before the Lease
+// expires for another run; not before.
+func TestKeepCancelsWhenRenewalsFail(t *testing.T) {
+	ctx := context.Background()
+	cs := newClientset()
+	clk := clocktesting.NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	l, err := Acquire(ctx, cs, ns, name, "a", 15*time.Second, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attempts int
+	var mu sync.Mutex
+	cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		return true, nil, apierrors.NewInternalError(errors.New("etcd is away"))
+	})
+	kctx, stop := l.Keep(ctx)
+	defer stop()
+	acquired := clk.Now()
+	step(t, clk, 5*time.Second)
+	for clk.Since(acquired) < 10*time.Second {
+		settled(t, clk, kctx)
+		if kctx.Err() != nil {
+			t.Fatalf("cancelled %s after the last renewal, before the deadline: %v", clk.Since(acquired), context.Cause(kctx))
+		}
+		step(t, clk, time.Second)
+	}
+	select {
+	case <-kctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not cancelled %s after the last renewal", clk.Since(acquired))
+	}
+	if cause := context.Cause(kctx); !errors.Is(cause, ErrLost) {
+		t.Errorf("cause %v, want ErrLost", cause)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts < 3 {
+		t.Errorf("%d renewal attempts before giving up, want retries", attempts)
+	}
+}
+
+// TestKeepStop: stop ends the renewals; the Lease is released after it.
+func TestKeepStop(t *testing.T) {
+	ctx := context.Background()
+	cs := newClientset()
+	clk := clocktesting.NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	l, err := Acquire(ctx, cs, ns, name, "a", 15*time.Second, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, stop := l.Keep(ctx)
+	step(t, clk, 5*time.Second)
+	settled(t, clk, kctx)
+	stop()
+	if kctx.Err() == nil {
+		t.Error("the keep context outlives stop")
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(ctx, cs, ns, name, "b", 15*time.Second, clk); err != nil {
+		t.Errorf("acquire after release: %v", err)
 	}
 }

@@ -47,8 +47,14 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 }
 
 // DefaultLeaseDuration is how long a run's Lease lasts without renewal: a run
-// killed without releasing it blocks the next runs that long.
-const DefaultLeaseDuration = time.Minute
+// killed without releasing it blocks the next runs of its job (and the
+// webhook function's initializer pass) at most that long. The run renews it
+// every third of it (5 s) and stops acting when it could not for two thirds
+// (10 s). 15 s is what Kubernetes' leader election uses: short against the
+// CronJobs' minute, so a node drain or an OOM kill costs a quarter of a
+// tick, and long enough that an API server slow for a few seconds does not
+// stop a healthy run.
+const DefaultLeaseDuration = 15 * time.Second
 
 // Env is what a job's pass needs: configuration, clients and the operations
 // on builds.

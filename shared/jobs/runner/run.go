@@ -62,8 +62,9 @@ const resync = 30 * time.Second
 // debounce gathers the changes that come together into one pass.
 const debounce = 300 * time.Millisecond
 
-// releaseTimeout bounds the release of the Lease at the end of a run.
-const releaseTimeout = 10 * time.Second
+// releaseTimeout bounds the release of the Lease at the end of a run, made
+// with a fresh context so that a run stopped by a signal releases it too.
+const releaseTimeout = 5 * time.Second
 
 // LeaseName is the name of the Lease of a job.
 func LeaseName(job Job) string { return "runboat-" + job.Name() }
@@ -82,7 +83,10 @@ func Run(ctx context.Context, env *Env, job Job, opts Options) error {
 	start := env.Clock.Now()
 	l, err := lease.Acquire(ctx, env.Client, env.Namespace(), LeaseName(job), env.Identity, env.LeaseDuration, env.Clock)
 	if errors.Is(err, lease.ErrHeld) {
-		log.Info().Err(err).Msg("another run is under way: nothing to do")
+		// A lingering run reacts to what brought this one by its watch; a
+		// run killed without releasing the Lease blocks the next ones until
+		// it expires, at most env.LeaseDuration.
+		log.Info().Err(err).Msg("another run is under way: nothing to do (a lingering run reacts to the change by its watch)")
 		return nil
 	}
 	if err != nil {
@@ -129,6 +133,10 @@ func Run(ctx context.Context, env *Env, job Job, opts Options) error {
 		if !env.Clock.Now().Before(deadline) {
 			break
 		}
+	}
+	if cause := context.Cause(kctx); errors.Is(cause, lease.ErrLost) {
+		// The passes ended, but the run may have acted without the Lease.
+		errs = append(errs, fmt.Errorf("failed to keep the %s lease to the end: %w", job.Name(), cause))
 	}
 	return errors.Join(errs...)
 }
@@ -294,7 +302,14 @@ func waitForChange(ctx context.Context, env *Env, resourceVersion string, until 
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
+			// Not at once: a run cut off from the API server would
+			// otherwise spin through failing passes.
 			logging.From(ctx).Debug().Err(err).Msg("watch not started: reading again")
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-env.Clock.After(debounce):
+			}
 			return nil
 		}
 		watchers = append(watchers, w)

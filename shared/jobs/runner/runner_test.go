@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta/testrestmapper"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
 	metadatafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
@@ -25,6 +27,7 @@ import (
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/kube"
+	"runboat.dev/shared/lease"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
 	jt "runboat.dev/shared/testenv/jobstest"
@@ -240,5 +243,83 @@ func TestReadBuilds(t *testing.T) {
 	}
 	if fmt.Sprint(names) != "[1 2 3]" || bs.Unreadable != 2 || len(bs.ByName) != 3 {
 		t.Errorf("builds %v (by creation), unreadable %d", names, bs.Unreadable)
+	}
+}
+
+// planFunc is a job whose Plan is f.
+type planFunc func(ctx context.Context, env *runner.Env) (runner.Plan, error)
+
+func (planFunc) Name() string { return "test" }
+
+func (f planFunc) Plan(ctx context.Context, env *runner.Env, _ *runner.Builds) (runner.Plan, error) {
+	return f(ctx, env)
+}
+
+func holder(t *testing.T, cs *fake.Clientset) string {
+	t.Helper()
+	l, err := cs.CoordinationV1().Leases("builds").Get(context.Background(), "runboat-test", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
+}
+
+// TestRunReleasesWhenStopped: a run whose context is cancelled in the middle
+// of its pass (SIGTERM, SIGINT) exits non-zero and still releases its Lease,
+// so the next run need not wait for it to expire.
+func TestRunReleasesWhenStopped(t *testing.T) {
+	e, cs := env(t, &bytes.Buffer{}, deployments(jt.Spec{N: 1})...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := runner.Run(ctx, e, planFunc(func(ctx context.Context, _ *runner.Env) (runner.Plan, error) {
+		cancel() // the signal
+		<-ctx.Done()
+		return runner.Plan{}, ctx.Err()
+	}), runner.Options{})
+	if err == nil {
+		t.Fatal("a run stopped in the middle of its pass returned nil")
+	}
+	if h := holder(t, cs); h != "" {
+		t.Errorf("lease held by %q after the stopped run, want released", h)
+	}
+}
+
+// TestRunStopsWhenLeaseLost: a run whose renewal finds the Lease taken by
+// another stops acting (its context is cancelled in the middle of the pass)
+// and exits with an error wrapping lease.ErrLost, leaving the Lease to the
+// other.
+func TestRunStopsWhenLeaseLost(t *testing.T) {
+	e, cs := env(t, &bytes.Buffer{}, deployments(jt.Spec{N: 1})...)
+	clk := e.Clock.(*clocktesting.FakeClock)
+	err := runner.Run(context.Background(), e, planFunc(func(ctx context.Context, _ *runner.Env) (runner.Plan, error) {
+		l, err := cs.CoordinationV1().Leases("builds").Get(ctx, "runboat-test", metav1.GetOptions{})
+		if err != nil {
+			return runner.Plan{}, err
+		}
+		l.Spec.HolderIdentity = ptr.To("other")
+		if _, err := cs.CoordinationV1().Leases("builds").Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+			return runner.Plan{}, err
+		}
+		// As the API server, refuse the writes of the old version.
+		cs.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewConflict(action.GetResource().GroupResource(), "runboat-test", errors.New("stale"))
+		})
+		// The next renewal, a third of the duration later, finds it taken.
+		for !clk.HasWaiters() {
+			time.Sleep(time.Millisecond)
+		}
+		clk.Step(runner.DefaultLeaseDuration / 3)
+		select {
+		case <-ctx.Done():
+			return runner.Plan{}, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return runner.Plan{}, errors.New("the run's context was not cancelled")
+		}
+	}), runner.Options{})
+	if !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("run: %v, want ErrLost", err)
+	}
+	if h := holder(t, cs); h != "other" {
+		t.Errorf("lease held by %q, want other", h)
 	}
 }
