@@ -167,6 +167,14 @@ const (
 // requests in flight to end before another run may take it.
 func (l *Lease) renewDeadline() time.Duration { return 2 * l.duration / 3 }
 
+// timeLeft is how long the run may still act before it must have renewed
+// the Lease: renewDeadline after the last renewal, less the time since.
+func (l *Lease) timeLeft() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.renewDeadline() - l.clock.Since(l.renewed)
+}
+
 // Keep renews the Lease in the background every third of its duration
 // (retrying sooner after a failure) until stop is called. The returned
 // context is cancelled, with a cause wrapping ErrLost, as soon as a renewal
@@ -188,9 +196,7 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 				return
 			case <-l.clock.After(wait):
 			}
-			l.mu.Lock()
-			left := l.renewDeadline() - l.clock.Since(l.renewed)
-			l.mu.Unlock()
+			left := l.timeLeft()
 			if left <= 0 {
 				cancel(fmt.Errorf("failed to renew lease %s within %s: %w", l.name, l.renewDeadline(), ErrLost))
 				return
@@ -208,9 +214,7 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 			case ctx.Err() != nil:
 				return
 			}
-			l.mu.Lock()
-			left = l.renewDeadline() - l.clock.Since(l.renewed)
-			l.mu.Unlock()
+			left = l.timeLeft()
 			if left <= 0 {
 				cancel(fmt.Errorf("%w: no renewal within %s: %w", ErrLost, l.renewDeadline(), err))
 				return
