@@ -20,7 +20,6 @@ import (
 	"runboat.dev/shared/jobs/initializer"
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/kube"
-	"runboat.dev/shared/lease"
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
@@ -88,7 +87,9 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 	operations, err := ops.New(ops.Options{
 		Clients: clients,
 		Builds:  cfg.Builds,
-		Events:  ops.NewRecorder(clients.Typed, "console", lease.Identity(), clock.RealClock{}),
+		// One identity per process: the console's Events name the instance
+		// that holds the initializer's Lease in its passes.
+		Events: ops.NewRecorder(clients.Typed, "console", initEnv.Identity, clock.RealClock{}),
 	})
 	if err != nil {
 		return nil, err

@@ -24,9 +24,9 @@ func TestE2EFunctionEvents(t *testing.T) {
 	deliver(t, h, "push", "push.branch.json", "delivery-1", http.StatusCreated)
 	d := theBuild(t, env)
 	name := d.Labels[model.LabelBuild]
-	ev := env.WaitForEvent(t, d, "runboat.dev/initializer", "Initializing", 10*time.Second)
-	if ev.Action != "Initialize" || ev.Type != "Normal" {
-		t.Errorf("Event %s: action %q type %q, want Initialize Normal", ev.Reason, ev.Action, ev.Type)
+	initEv := env.WaitForEvent(t, d, "runboat.dev/initializer", "Initializing", 10*time.Second)
+	if initEv.Action != "Initialize" || initEv.Type != "Normal" {
+		t.Errorf("Event %s: action %q type %q, want Initialize Normal", initEv.Reason, initEv.Action, initEv.Type)
 	}
 
 	// The init Job's outcome, as the initializer records it, so that the
@@ -52,8 +52,9 @@ func TestE2EFunctionEvents(t *testing.T) {
 		}
 		instances[ev.ReportingInstance] = true
 	}
-	if len(instances) != 1 {
-		t.Errorf("the console's Events name %d reporting instances %v, want the one of the function", len(instances), instances)
+	if len(instances) != 1 || !instances[initEv.ReportingInstance] {
+		t.Errorf("the console's Events name the reporting instances %v, want the one of the function's initializer pass, %q",
+			instances, initEv.ReportingInstance)
 	}
 	if strings.Contains(buf.String(), "event not recorded") {
 		t.Error("the function logged a refused Event")
