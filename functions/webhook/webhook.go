@@ -299,7 +299,7 @@ func (h *Handler) deploy(ctx context.Context, repo, branch string, pr int, sha s
 		res.code, res.outcome, res.reason = http.StatusOK, "deployed", "build "+name+" already deployed"
 		return res
 	}
-	github.NotifyStatus(ctx, h.opts.Statuses, logging.From(logging.WithBuild(ctx, ref, name)), ref.Repo, ref.Commit, github.StatusPending,
+	github.NotifyStatus(logging.WithBuild(ctx, ref, name), h.opts.Statuses, ref.Repo, ref.Commit, github.StatusPending,
 		github.LiveURL(h.opts.BaseURL, name), pendingDescription)
 	res.code, res.outcome, res.reason = http.StatusCreated, "created", "build "+name+" deployed"
 	if page := github.TargetURL(h.opts.BaseURL, name); page != "" {

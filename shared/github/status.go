@@ -10,7 +10,6 @@ import (
 	"time"
 
 	gh "github.com/google/go-github/v58/github"
-	"github.com/rs/zerolog"
 
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/text"
@@ -159,13 +158,10 @@ func (NoopStatusPoster) PostStatus(context.Context, string, string, StatusState,
 // NotifyStatus posts a commit status and logs the outcome. A status is a
 // courtesy to the people watching the commit: failing to post one must never
 // fail the work it reports on, so NotifyStatus logs the error (as a warning)
-// and returns nothing. A nil logger means the one carried by ctx. The logger
-// says which build the status is about (logging.WithBuild): the lines add
-// only the state.
-func NotifyStatus(ctx context.Context, poster StatusPoster, logger *zerolog.Logger, repo, sha string, state StatusState, targetURL, description string) {
-	if logger == nil {
-		logger = logging.From(ctx)
-	}
+// and returns nothing, in the log carried by ctx, which says which build
+// the status is about (logging.WithBuild): the lines add only the state.
+func NotifyStatus(ctx context.Context, poster StatusPoster, repo, sha string, state StatusState, targetURL, description string) {
+	logger := logging.From(ctx)
 	if err := poster.PostStatus(ctx, repo, sha, state, targetURL, description); err != nil {
 		logger.Warn().Err(err).Str("state", string(state)).Msg("commit status not posted")
 		return

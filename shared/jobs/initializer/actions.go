@@ -34,7 +34,7 @@ func buildContext(ctx context.Context, b *runner.Build) context.Context {
 }
 
 func notify(ctx context.Context, env *runner.Env, b *runner.Build, state github.StatusState, description string) {
-	github.NotifyStatus(ctx, env.Statuses, nil, b.Ref.Repo, b.Ref.Commit, state, env.BuildURL(b.Name), description)
+	github.NotifyStatus(ctx, env.Statuses, b.Ref.Repo, b.Ref.Commit, state, env.BuildURL(b.Name), description)
 }
 
 // launch launches the init Job of a build: init-status started first (so
