@@ -2,6 +2,9 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -161,5 +164,35 @@ func TestPodWaitingReason(t *testing.T) {
 			}
 			return false, nil
 		})
+	}
+}
+
+// The Service range holds more Services than a /24 (the API server's
+// default): a namespace of benchmark builds, each with its Service, must
+// not run out of cluster IPs.
+func TestServiceRangeHoldsManyServices(t *testing.T) {
+	t.Parallel()
+	env := e2e.New(t)
+	ctx := context.Background()
+	const n = 300 // more than the 254 addresses of a /24
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, errs[i] = env.Client.CoreV1().Services(env.Namespace).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i)},
+				Spec: corev1.ServiceSpec{
+					Selector: map[string]string{"app": "web"},
+					Ports:    []corev1.ServicePort{{Port: 80}},
+				},
+			}, metav1.CreateOptions{})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("creating %d Services: %v", n, err)
 	}
 }

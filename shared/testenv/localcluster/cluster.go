@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,6 +35,12 @@ const Nodes = 2
 
 //go:embed stages.yaml
 var stages []byte
+
+// kwokctlConfig patches the components kwokctl starts (kwokctl.yaml); it is
+// given to kwokctl in one file with the stages.
+//
+//go:embed kwokctl.yaml
+var kwokctlConfig []byte
 
 // Cluster is a local control plane, identified by its name, with its state in
 // a cache folder outside the project.
@@ -134,8 +141,8 @@ func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error
 	if err := os.MkdirAll(c.stateDir(), 0o755); err != nil {
 		return fmt.Errorf("failed to create the cluster folder: %w", err)
 	}
-	stagesFile := filepath.Join(c.stateDir(), "stages.yaml")
-	if err := os.WriteFile(stagesFile, stages, 0o644); err != nil {
+	configFile := filepath.Join(c.stateDir(), "kwokctl.yaml")
+	if err := os.WriteFile(configFile, slices.Concat(kwokctlConfig, stages), 0o644); err != nil {
 		return fmt.Errorf("failed to write the kwok stages: %w", err)
 	}
 	fmt.Fprintf(log, "Starting the local cluster %q (Kubernetes %s)...\n", c.name, c.kubeVersion)
@@ -144,7 +151,7 @@ func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error
 		"--runtime", "binary",
 		"--kubeconfig", c.Kubeconfig(),
 		"--kube-authorization=true",
-		"--config", stagesFile,
+		"--config", configFile,
 		"--etcd-binary", bins.Etcd,
 		"--kube-apiserver-binary", bins.KubeAPIServer,
 		"--kube-controller-manager-binary", bins.KubeControllerManager,
