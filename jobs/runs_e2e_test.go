@@ -91,6 +91,10 @@ func TestE2EConcurrentInitializers(t *testing.T) {
 	waitFor(t, "the reset build's init Job to be gone", time.Minute, func(context.Context) (bool, error) {
 		return len(h.jobsOf(model.JobInitialize, started)) == 0, nil
 	})
+	// Creation times have a resolution of one second, and builds created in
+	// the same second are taken in the order of their names: a second
+	// later, the new build is the newest whatever its name.
+	time.Sleep(1100 * time.Millisecond)
 	fresh := h.deploy("acme/slow", "main", 0, 100)
 	if err := initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)); err != nil {
 		t.Fatal(err)
