@@ -7,6 +7,8 @@ package localcluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -125,10 +127,36 @@ func (c *Cluster) Up(ctx context.Context, log io.Writer) error {
 		}
 		return err
 	}
-	if err := c.start(ctx, bins, log); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		if err := c.start(ctx, bins, log); err != nil {
+			return err
+		}
+		err := c.waitReady(ctx, 2*time.Minute)
+		if err == nil || !errors.Is(err, errForeignServer) || attempt == startAttempts {
+			return err
+		}
+		// kwokctl picks ports that are free when it looks, and another
+		// cluster on this machine (another checkout, another run) can take
+		// one before the API server binds it. Started again, kwokctl skips
+		// the ports now in use.
+		fmt.Fprintf(log, "%v\nStarting the local cluster again, on other ports (try %d of %d).\n", err, attempt+1, startAttempts)
 	}
-	return c.waitReady(ctx, 2*time.Minute)
+}
+
+// startAttempts bounds the starts of Up when another API server answers on
+// the port of the cluster's.
+const startAttempts = 3
+
+// errForeignServer is the error of a cluster whose API server port answers
+// with a certificate that the cluster's own CA did not sign.
+var errForeignServer = errors.New("another API server answers on the port of the local cluster")
+
+// isForeignCertificate reports whether err is a TLS verification failure
+// against the cluster's CA.
+func isForeignCertificate(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &verify)
 }
 
 func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error {
@@ -301,6 +329,10 @@ func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
 		err := c.Ready(ctx)
 		if err == nil {
 			return nil
+		}
+		if isForeignCertificate(err) {
+			// Not a server still starting: waiting would not help.
+			return fmt.Errorf("%w: %w", errForeignServer, err)
 		}
 		select {
 		case <-ctx.Done():
