@@ -21,6 +21,10 @@
 //	                                       page when new), 400, 404 (not on GitHub),
 //	                                       502 (GitHub failed)
 //	POST   /api/v1/builds/trigger/pr       admin: ?repo&pr, the same for a pull request
+//	GET    /api/v1/build-events            Server-Sent Events, as runboat's: {"event": "upd"
+//	                                       or "del", "build": {...}}, first an "upd" of every
+//	                                       build matching repo, target_branch, branch, pr,
+//	                                       build_name, then each change; ": ping" every 15 s
 //	GET    /api/v1/builds/{name}           one build (null fields kept); 404 when unknown
 //	GET    /api/v1/builds/{name}/init-log  HTML with colours: the init log (kept on
 //	                                       the cluster for a failed build); 404 "No log found."
@@ -41,8 +45,9 @@
 // the cluster gives 500 with a generic reason; details go to the log only.
 // Browsers may not POST or DELETE from another site (403).
 //
-// Web UI (HTML, kept up to date by a small script that polls the page's body
-// every 2.5 s):
+// Web UI (HTML, kept up to date by a small script that reloads the page's
+// body on each event of the build events stream, and polls it every 2.5 s
+// when the stream is not open):
 //
 //	GET  /                          repositories and status counts
 //	GET  /repos/{owner}/{repo}      the builds of a repository, grouped by branch and
@@ -165,6 +170,9 @@ type Options struct {
 	ResetInterval time.Duration
 	// PollInterval is how often the pages refresh; zero means 2.5 s.
 	PollInterval time.Duration
+	// KeepAlive is the period of the comment lines of an idle build events
+	// stream; zero means DefaultKeepAlive.
+	KeepAlive time.Duration
 	// Clock tells the time; nil means the real clock.
 	Clock clock.PassiveClock
 	// Logger receives errors and actions; the zero value logs nothing.
@@ -277,6 +285,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("DELETE /api/v1/builds", h.admin(h.apiUndeployBuilds))
 	m.HandleFunc("POST /api/v1/builds/trigger/branch", h.admin(h.apiTriggerBranch))
 	m.HandleFunc("POST /api/v1/builds/trigger/pr", h.admin(h.apiTriggerPR))
+	m.HandleFunc("GET /api/v1/build-events", h.apiBuildEvents)
 	m.HandleFunc("GET /api/v1/builds/{name}", h.apiBuild)
 	m.HandleFunc("DELETE /api/v1/builds/{name}", h.admin(h.apiUndeploy))
 	m.HandleFunc("GET /api/v1/builds/{name}/init-log", h.apiLog(h.initLog))

@@ -148,6 +148,7 @@ type pageData struct {
 	Title   string
 	CSS, JS string
 	Poll    string
+	Events  string // the build events stream the page follows
 	PollMS  int64
 	Refresh int
 
@@ -229,6 +230,7 @@ func (h *Handler) pageHome(w http.ResponseWriter, r *http.Request) {
 	}
 	d := h.data("Builds")
 	d.Poll = "/?part=body"
+	d.Events = "/api/v1/build-events"
 	d.Counts = c
 	d.Repos = reposOf(bs)
 	h.render(w, r, http.StatusOK, h.pages.home, d)
@@ -257,7 +259,9 @@ func (h *Handler) pageRepo(w http.ResponseWriter, r *http.Request) {
 	d := h.data(repo)
 	d.Repo, d.RepoLink = repo, githubURL+escapePath(repo)
 	d.Poll = "/repos/" + escapePath(repo) + "?part=body"
+	d.Events = "/api/v1/build-events?" + url.Values{"repo": {repo}}.Encode()
 	if fq := f.query().Encode(); fq != "" {
+		d.Events += "&" + fq
 		d.Poll = "/repos/" + escapePath(repo) + "?" + fq + "&part=body"
 		d.Filter = f.text()
 	}
@@ -287,6 +291,7 @@ func (h *Handler) pageBuild(w http.ResponseWriter, r *http.Request) {
 	d := h.data(b.Ref.Slug())
 	d.Repo, d.Build = b.Ref.Repo, &v
 	d.Poll = "/builds/" + url.PathEscape(name) + "?part=body"
+	d.Events = "/api/v1/build-events?" + url.Values{"build_name": {name}}.Encode()
 	h.render(w, r, http.StatusOK, h.pages.build, d)
 }
 
