@@ -41,6 +41,9 @@
 //	                                       undeployed
 //	DELETE /api/v1/builds/{name}           admin: undeploy a build; 200 null
 //
+// The OpenAPI document of the API is GET /openapi.json (openapi.yaml), and
+// GET /docs a page made from it.
+//
 // Admin endpoints need HTTP basic credentials (401 otherwise). A failure of
 // the cluster gives 500 with a generic reason; details go to the log only.
 // Browsers may not POST or DELETE from another site (403).
@@ -187,6 +190,7 @@ type Handler struct {
 	gh     *githubClient
 	assets assets
 	pages  *pages
+	doc    *apiDoc
 }
 
 // New returns the console, or every problem of opts at once.
@@ -248,10 +252,14 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	doc, err := loadAPIDoc()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("failed to configure the console: %w", err)
 	}
-	h := &Handler{opts: opts, gh: gh, assets: a, pages: pg}
+	h := &Handler{opts: opts, gh: gh, assets: a, pages: pg, doc: doc}
 	h.routes()
 	return h, nil
 }
@@ -300,6 +308,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /builds/{name}", h.wakePost)
 	m.HandleFunc("GET /builds", h.badges)
 	m.HandleFunc("GET /static/{file}", h.static)
+	m.HandleFunc("GET /openapi.json", h.openAPI)
+	m.HandleFunc("GET /docs", h.docs)
 	// The Python runboat's page addresses.
 	m.HandleFunc("GET /webui/builds.html", h.legacyBuilds)
 	m.HandleFunc("GET /webui/build.html", h.legacyBuild)

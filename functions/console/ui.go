@@ -47,7 +47,7 @@ func loadAssets() (assets, error) {
 
 // pages are the page templates.
 type pages struct {
-	home, repo, build, live, message *template.Template
+	home, repo, build, live, message, docs *template.Template
 }
 
 func newPages() (*pages, error) {
@@ -55,7 +55,7 @@ func newPages() (*pages, error) {
 	for _, t := range []struct {
 		name string
 		dst  **template.Template
-	}{{"home", &p.home}, {"repo", &p.repo}, {"build", &p.build}, {"live", &p.live}, {"message", &p.message}} {
+	}{{"home", &p.home}, {"repo", &p.repo}, {"build", &p.build}, {"live", &p.live}, {"message", &p.message}, {"docs", &p.docs}} {
 		tpl, err := template.New(t.name).ParseFS(content, "templates/layout.html", "templates/"+t.name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("failed to parse the %s page: %w", t.name, err)
@@ -161,6 +161,7 @@ type pageData struct {
 	Build    *buildView
 
 	Heading, Text string
+	Ops           []opView // the API, on /docs
 }
 
 func (h *Handler) data(title string) pageData {
