@@ -16,6 +16,7 @@ import (
 
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
+	"runboat.dev/shared/testenv/localcluster"
 )
 
 // These tests run the console on the local control plane: real Deployments,
@@ -236,15 +237,21 @@ func TestAPILogs(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 404 No log found.", p, res.code, res.body)
 		}
 	}
-	// A pod whose log the API server cannot give (the local cluster's
-	// kubelets serve no logs): 502 with a short reason, never 500.
+	// The log of a started build, from its pod, through the API server
+	// (the local cluster's kwok serves it).
 	started := f.startedBuild(t, spec{repo: "acme/app", branch: "18.0"})
-	res = f.do(t, http.MethodGet, "/api/v1/builds/"+started.Name()+"/log", "")
-	switch {
-	case res.code == http.StatusOK && strings.HasPrefix(res.header.Get("Content-Type"), "text/html"):
-	case res.code == http.StatusBadGateway && res.detail(t) == "the log could not be read from the cluster":
-	default:
-		t.Errorf("log of a started build: %d %s, want 200 or 502", res.code, res.body)
+	res = f.do(t, http.MethodGet, "/api/v1/builds/"+started.Name()+"/log", "").want(t, http.StatusOK, "log of a started build")
+	if !strings.Contains(res.body, localcluster.WebLogLine) || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") {
+		t.Errorf("log of a started build: %s %q, want the pod's log, with %q", res.header.Get("Content-Type"), res.body, localcluster.WebLogLine)
+	}
+	// A pod whose log the API server cannot give (the local cluster's kwok
+	// has none for this container): 502 with a short reason, never 500.
+	nolog := f.createRawBuild(t, spec{repo: "acme/app", branch: "19.0", container: "nolog"})
+	f.do(t, http.MethodPost, "/api/v1/builds/"+nolog.Name()+"/start", "").want(t, http.StatusOK, "start")
+	f.waitStatus(t, nolog.Name(), model.StatusStarted)
+	res = f.do(t, http.MethodGet, "/api/v1/builds/"+nolog.Name()+"/log", "")
+	if res.code != http.StatusBadGateway || res.detail(t) != "the log could not be read from the cluster" {
+		t.Errorf("log that cannot be read: %d %s, want 502", res.code, res.body)
 	}
 
 	for _, p := range []string{"/api/v1/builds/bnosuch/init-log", "/api/v1/builds/bnosuch/log"} {
