@@ -187,6 +187,7 @@ type spec struct {
 	initLog      string // the init log evidence of a failed build
 	lastReset    string
 	container    string // of createRawBuild's pod; "web" when empty
+	node         string // where createRawBuild's pod runs; any node when empty
 }
 
 // sha returns a valid commit sha made from seed.
@@ -278,6 +279,7 @@ func (f *fixture) createRawBuild(t *testing.T, s spec) model.Ref {
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{model.LabelBuild: name}},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
+					NodeName:                     s.node,
 					Containers:                   []corev1.Container{{Name: cmp.Or(s.container, "web"), Image: "busybox"}},
 				},
 			},
