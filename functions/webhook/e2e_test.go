@@ -102,8 +102,8 @@ func checkBuild(t *testing.T, d appsv1.Deployment, ref model.Ref) {
 	if got := d.Labels[model.LabelBuild]; got != name {
 		t.Errorf("label %s = %q, want %q", model.LabelBuild, got, name)
 	}
-	if got := d.Labels[model.LabelCommit]; got != ref.Commit {
-		t.Errorf("label %s = %q, want %q", model.LabelCommit, got, ref.Commit)
+	if got := d.Labels[model.LabelCommit]; got != model.CommitLabel(ref.Commit) {
+		t.Errorf("label %s = %q, want %q", model.LabelCommit, got, model.CommitLabel(ref.Commit))
 	}
 	if got := d.Labels[model.LabelTarget]; got != ref.TargetKey() {
 		t.Errorf("label %s = %q, want %q", model.LabelTarget, got, ref.TargetKey())
@@ -332,4 +332,24 @@ func TestE2EAPIServerFailureIs5xx(t *testing.T) {
 	if l, err := env.Client.AppsV1().Deployments(env.Namespace).List(context.Background(), metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
 		t.Fatalf("deployments %v (err %v), want none", l, err)
 	}
+}
+
+// A repository in SHA-256 object format: its commits have 64 hex digits,
+// one more than a label value holds. Its builds are made, found again, and
+// carry the whole sha in their annotation.
+func TestE2ESHA256Commit(t *testing.T) {
+	f := newE2E(t)
+	sha256 := strings.Repeat("0123456789abcdef", 4)
+	push := edit(t, payload(t, "push.branch"), func(m map[string]any) { m["after"] = sha256 })
+	f.expectCode(t, "push", push, http.StatusCreated)
+	f.expectCode(t, "push", push, http.StatusOK) // found again: the same build
+	bs := f.builds(t)
+	if len(bs) != 1 {
+		t.Fatalf("%d builds, want 1", len(bs))
+	}
+	ref, err := model.NewRef(testRepo, "master", 0, sha256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBuild(t, bs[0], ref)
 }

@@ -93,7 +93,7 @@ func (d *Deployer) Deploy(ctx context.Context, ref model.Ref) (name string, crea
 
 // find returns the name of a build of ref, or "" if it has none.
 func (d *Deployer) find(ctx context.Context, ref model.Ref) (string, error) {
-	sel := labels.Set{model.LabelCommit: ref.Commit, model.LabelTarget: ref.TargetKey()}.AsSelector()
+	sel := labels.Set{model.LabelCommit: model.CommitLabel(ref.Commit), model.LabelTarget: ref.TargetKey()}.AsSelector()
 	found, err := d.list(ctx, sel.String(), func(m *metav1.PartialObjectMetadata) bool { return true })
 	if err != nil || len(found) > 0 {
 		return firstBuild(found), err

@@ -12,9 +12,9 @@ const (
 	LabelBuild = "runboat/build"
 	// LabelJobKind is on init and cleanup Jobs and their pods.
 	LabelJobKind = "runboat/job-kind"
-	// LabelCommit holds the full commit sha, so that the builds of a commit
-	// can be selected by the API server. Added by this project; adopted
-	// Python runboat builds get it on first sight.
+	// LabelCommit holds the commit sha (CommitLabel), so that the builds of
+	// a commit can be selected by the API server. Added by this project;
+	// adopted Python runboat builds get it on first sight.
 	LabelCommit = "runboat/commit"
 	// LabelTarget identifies what a build is for, a branch or a pull request
 	// of a repository (see Ref.TargetKey), so that the builds of a branch or
@@ -104,4 +104,14 @@ func FormatTime(t time.Time) string {
 // ParseTime parses a time annotation of the contract.
 func ParseTime(s string) (time.Time, error) {
 	return time.Parse(TimeLayout, s)
+}
+
+// maxLabelValue is the length limit of a label value.
+const maxLabelValue = 63
+
+// CommitLabel is the value of LabelCommit for a commit: its sha, cut to the
+// 63 characters of a label value (a SHA-256 commit has 64 hex digits; the
+// 252 bits kept still tell commits apart).
+func CommitLabel(commit string) string {
+	return commit[:min(len(commit), maxLabelValue)]
 }

@@ -176,7 +176,7 @@ func AdoptPatch(d *appsv1.Deployment) (*Patch, error) {
 		return nil, err
 	}
 	if !hasCommit && len(validation.IsValidLabelValue(b.Ref.Commit)) == 0 {
-		p.SetLabel(model.LabelCommit, b.Ref.Commit)
+		p.SetLabel(model.LabelCommit, model.CommitLabel(b.Ref.Commit))
 	}
 	if !hasTarget {
 		p.SetLabel(model.LabelTarget, b.Ref.TargetKey())

@@ -314,7 +314,7 @@ func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) (*types.Ku
 			{Pairs: map[string]string{model.LabelBuild: vars.Name}, IncludeSelectors: true},
 			// Not in selectors, which are immutable.
 			{
-				Pairs:            map[string]string{model.LabelCommit: vars.Commit, model.LabelTarget: vars.Target},
+				Pairs:            map[string]string{model.LabelCommit: model.CommitLabel(vars.Commit), model.LabelTarget: vars.Target},
 				IncludeTemplates: true,
 			},
 		},

@@ -76,7 +76,7 @@ func Build(s Spec) *runner.Build {
 			CreationTimestamp: metav1.NewTime(created),
 			Labels: map[string]string{
 				model.LabelBuild:  ref.Name(),
-				model.LabelCommit: ref.Commit,
+				model.LabelCommit: model.CommitLabel(ref.Commit),
 				model.LabelTarget: ref.TargetKey(),
 			},
 			Annotations: ann,
