@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
 	"runboat.dev/shared/release"
 )
 
@@ -97,6 +99,9 @@ func TestJobsImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cleanup()
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("the index read back is not valid: %v", err)
+	}
 	if d, err := idx.Digest(); err != nil || d.String() != digest {
 		t.Errorf("index digest read back %v (%v), want %s", d, err, digest)
 	}
