@@ -162,7 +162,7 @@ func WriteOCITar(w io.Writer, idx v1.ImageIndex) error {
 	if err != nil {
 		return fmt.Errorf("failed to create a layout folder: %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTemp(tmp)
 	p, err := layout.Write(tmp, empty.Index)
 	if err != nil {
 		return fmt.Errorf("failed to write the OCI layout: %w", err)
@@ -212,12 +212,12 @@ func ReadOCITar(ociTar string) (v1.ImageIndex, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to open the OCI tar: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	tmp, err := os.MkdirTemp("", "runboat-oci-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to create a layout folder: %w", err)
 	}
-	cleanup := func() { os.RemoveAll(tmp) }
+	cleanup := func() { removeTemp(tmp) }
 	fail := func(err error) (v1.ImageIndex, func(), error) {
 		cleanup()
 		return nil, nil, fmt.Errorf("failed to read the OCI tar %s: %w", ociTar, err)
@@ -274,7 +274,7 @@ func writeFrom(target string, r io.Reader) error {
 		return err
 	}
 	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
+		_ = out.Close() // the copy failed already
 		return err
 	}
 	return out.Close()
@@ -323,7 +323,7 @@ func ExtractFile(ociTar, platform, name string) ([]byte, fs.FileMode, error) {
 // permission bits.
 func ImageFile(img v1.Image, name string) ([]byte, fs.FileMode, error) {
 	rc := mutate.Extract(img)
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // read only
 	want := strings.TrimPrefix(path.Clean("/"+name), "/")
 	tr := tar.NewReader(rc)
 	for {

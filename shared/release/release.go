@@ -88,7 +88,7 @@ func BuildFunction(ctx context.Context, root, arch string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a build folder: %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTemp(tmp)
 	// lambda.norpc: provided.al2023 speaks the runtime API only, not the
 	// go1.x runtime's RPC.
 	opts := BuildOptions{Module: filepath.Join(root, "functions"), Packages: []string{FunctionPackage}, Arch: arch, Tags: []string{"lambda.norpc"}, Out: tmp}
@@ -105,7 +105,7 @@ func BuildJobs(ctx context.Context, root, arch string) (map[string][]byte, error
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a build folder: %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTemp(tmp)
 	opts := BuildOptions{Module: filepath.Join(root, "jobs"), Arch: arch, Out: tmp}
 	for _, c := range JobCommands {
 		opts.Packages = append(opts.Packages, "./cmd/"+c)
@@ -217,6 +217,10 @@ func SHA256Line(data []byte, name string) []byte {
 
 // readAll reads r and closes it.
 func readAll(r io.ReadCloser) ([]byte, error) {
-	defer r.Close()
+	defer func() { _ = r.Close() }() // read only
 	return io.ReadAll(r)
 }
+
+// removeTemp removes a temporary folder; one left behind (the error) is
+// only litter in the system's temporary folder.
+func removeTemp(dir string) { _ = os.RemoveAll(dir) }

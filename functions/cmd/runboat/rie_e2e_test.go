@@ -62,7 +62,7 @@ func rieBinary(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(gobin)
+	defer func() { _ = os.RemoveAll(gobin) }()
 	t.Logf("building the Lambda runtime interface emulator %s into %s", rieVersion, bin)
 	cmd := exec.Command("go", "install", rieModule+"/cmd/aws-lambda-rie@"+rieVersion)
 	cmd.Dir = gobin // outside any module
@@ -173,7 +173,7 @@ func startEmulator(t *testing.T, bootstrap string, env *e2e.Env) *emulator {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		t.Logf("the emulator, killed: %v", <-exited)
 		if t.Failed() {
 			t.Logf("the emulator's output:\n%s", out.String())
 		}
@@ -184,7 +184,7 @@ func startEmulator(t *testing.T, bootstrap string, env *e2e.Env) *emulator {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 			return e
 		}
 		select {
@@ -210,7 +210,7 @@ func (e *emulator) invoke(t *testing.T, req events.LambdaFunctionURLRequest) eve
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(res.Body); err != nil {
 		t.Fatal(err)
