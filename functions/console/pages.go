@@ -47,6 +47,34 @@ func (p *page) url(s string) {
 	p.text(s)
 }
 
+// attrText writes ` name="value"`, value escaped.
+func (p *page) attrText(name, value string) {
+	p.raw(" ", name, "=\"")
+	p.attr(value)
+	p.raw("\"")
+}
+
+// attrURL writes ` name="value"`, value a URL.
+func (p *page) attrURL(name, value string) {
+	p.raw(" ", name, "=\"")
+	p.url(value)
+	p.raw("\"")
+}
+
+// attrNum writes ` name="n"`.
+func (p *page) attrNum(name string, n int64) {
+	p.raw(" ", name, "=\"")
+	p.num(n)
+	p.raw("\"")
+}
+
+// wrap writes open, text escaped, then close.
+func (p *page) wrap(open, text, close string) {
+	p.raw(open)
+	p.text(text)
+	p.raw(close)
+}
+
 // pageFunc writes the body of a page.
 type pageFunc func(p *page, d *pageData)
 
@@ -62,33 +90,26 @@ func newPages() (*pages, error) {
 // layout writes the whole document around the body.
 func layout(p *page, d *pageData, body pageFunc) {
 	p.raw("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
-		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>")
-	p.text(d.Title)
-	p.raw(" · runboat</title>\n<link rel=\"stylesheet\" href=\"")
-	p.url(d.CSS)
-	p.raw("\">\n<script src=\"")
-	p.url(d.JS)
-	p.raw("\" defer></script>")
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
+	p.wrap("<title>", d.Title, " · runboat</title>\n<link rel=\"stylesheet\"")
+	p.attrURL("href", d.CSS)
+	p.raw(">\n<script")
+	p.attrURL("src", d.JS)
+	p.raw(" defer></script>")
 	if d.Refresh != 0 {
-		p.raw("\n<noscript><meta http-equiv=\"refresh\" content=\"")
-		p.num(int64(d.Refresh))
-		p.raw("\"></noscript>")
+		p.raw("\n<noscript><meta http-equiv=\"refresh\"")
+		p.attrNum("content", int64(d.Refresh))
+		p.raw("></noscript>")
 	}
 	p.raw("\n</head>\n<body>\n<header class=\"top\">\n  <a class=\"brand\" href=\"/\">runboat</a>")
 	if d.Repo != "" {
-		p.raw("<span class=\"crumb\">/</span><a class=\"crumb\" href=\"/repos/")
-		p.url(d.Repo)
-		p.raw("\">")
-		p.text(d.Repo)
-		p.raw("</a>")
+		p.raw("<span class=\"crumb\">/</span>")
+		p.link("crumb", "/repos/"+d.Repo, d.Repo)
 	}
 	p.raw("\n</header>\n<main id=\"main\"")
 	if d.Poll != "" {
-		p.raw(" data-poll=\"")
-		p.attr(d.Poll)
-		p.raw("\" data-poll-ms=\"")
-		p.num(d.PollMS)
-		p.raw("\"")
+		p.attrText("data-poll", d.Poll)
+		p.attrNum("data-poll-ms", d.PollMS)
 	}
 	p.raw(">\n")
 	body(p, d)
@@ -97,15 +118,12 @@ func layout(p *page, d *pageData, body pageFunc) {
 
 // link writes <a href="href">text</a>, with class when not empty.
 func (p *page) link(class, href, text string) {
-	p.raw("<a ")
+	p.raw("<a")
 	if class != "" {
-		p.raw("class=\"", class, "\" ")
+		p.attrText("class", class)
 	}
-	p.raw("href=\"")
-	p.url(href)
-	p.raw("\">")
-	p.text(text)
-	p.raw("</a>")
+	p.attrURL("href", href)
+	p.wrap(">", text, "</a>")
 }
 
 func homeBody(p *page, d *pageData) {
@@ -167,16 +185,14 @@ func repoBody(p *page, d *pageData) {
 	p.link("", d.RepoLink, d.Repo)
 	p.raw("</h1>")
 	if d.Filter != "" {
-		p.raw("\n<p class=\"filter\">Only the ")
-		p.text(d.Filter)
-		p.raw(". ")
+		p.wrap("\n<p class=\"filter\">Only the ", d.Filter, ". ")
 		p.link("", "/repos/"+d.Repo, "Show all builds")
 		p.raw("</p>")
 	}
 	for _, g := range d.Groups {
-		p.raw("\n<section class=\"group\" data-group=\"")
-		p.attr(g.Key)
-		p.raw("\">\n  <h2>")
+		p.raw("\n<section class=\"group\"")
+		p.attrText("data-group", g.Key)
+		p.raw(">\n  <h2>")
 		if g.PR != 0 {
 			p.link("", g.PRLink, "PR #"+strconv.Itoa(g.PR))
 			p.raw(" <span class=\"to\">→ ")
@@ -205,20 +221,25 @@ func repoBody(p *page, d *pageData) {
 
 // status writes the badge of a status.
 func status(p *page, s string) {
-	p.raw("<span class=\"status status-")
-	p.attr(s)
-	p.raw("\">")
-	p.text(s)
-	p.raw("</span>")
+	p.raw("<span")
+	p.attrText("class", "status status-"+s)
+	p.wrap(">", s, "</span>")
 }
 
 // articleHead writes the opening tag of a build's card.
 func articleHead(p *page, class string, b *buildView) {
-	p.raw("<article class=\"", class, "\" data-build=\"")
-	p.attr(b.Name)
-	p.raw("\" data-status=\"")
-	p.attr(string(b.Status))
-	p.raw("\">\n  <div class=\"card-head\">")
+	p.raw("<article")
+	p.attrText("class", class)
+	p.attrText("data-build", b.Name)
+	p.attrText("data-status", string(b.Status))
+	p.raw(">\n  <div class=\"card-head\">")
+}
+
+// created writes when a build was created, in a <time>.
+func created(p *page, b *buildView) {
+	p.raw("<time")
+	p.attrText("datetime", b.CreatedISO)
+	p.wrap(">", b.CreatedText, "</time>")
 }
 
 // reason writes why a build failed.
@@ -244,17 +265,12 @@ func card(p *page, b *buildView) {
 	articleHead(p, "card", b)
 	p.raw("\n    ")
 	status(p, string(b.Status))
-	p.raw("\n    <a class=\"sha\" href=\"")
-	p.url(b.Links.Commit)
-	p.raw("\" title=\"")
-	p.attr(b.Ref.Commit)
-	p.raw("\">")
-	p.text(b.ShortSHA)
-	p.raw("</a>\n  </div>\n  <p class=\"meta\"><time datetime=\"")
-	p.attr(b.CreatedISO)
-	p.raw("\">")
-	p.text(b.CreatedText)
-	p.raw("</time> · ")
+	p.raw("\n    <a class=\"sha\"")
+	p.attrURL("href", b.Links.Commit)
+	p.attrText("title", b.Ref.Commit)
+	p.wrap(">", b.ShortSHA, "</a>\n  </div>\n  <p class=\"meta\">")
+	created(p, b)
+	p.raw(" · ")
 	p.link("", b.Links.Page, "details")
 	p.raw("</p>")
 	if b.Started {
@@ -270,9 +286,7 @@ func card(p *page, b *buildView) {
 		p.link("", b.Links.InitLog, "Init log")
 		p.raw("</p>")
 	case b.Initializing:
-		p.raw("\n  <p class=\"meta\">")
-		p.text(b.InitText)
-		p.raw(" ")
+		p.wrap("\n  <p class=\"meta\">", b.InitText, " ")
 		p.link("", b.Links.InitLog, "Init log")
 		p.raw("</p>")
 	}
@@ -284,15 +298,13 @@ func card(p *page, b *buildView) {
 func actions(p *page, b *buildView, reset bool) {
 	p.raw("\n<div class=\"actions\">")
 	button := func(class, action, confirm, label string) {
-		p.raw("<button type=\"button\" ")
+		p.raw("<button type=\"button\"")
 		if class != "" {
-			p.raw("class=\"", class, "\" ")
+			p.attrText("class", class)
 		}
-		p.raw("data-action=\"")
-		p.url(b.Links.APIURL + "/" + action)
-		p.raw("\"")
+		p.attrURL("data-action", b.Links.APIURL+"/"+action)
 		if confirm != "" {
-			p.raw(" data-confirm=\"", confirm, "\"")
+			p.attrText("data-confirm", confirm)
 		}
 		p.raw(">", label, "</button>")
 	}
@@ -313,9 +325,7 @@ func buildBody(p *page, d *pageData) {
 	if b == nil {
 		return
 	}
-	p.raw("<h1 class=\"slug\">")
-	p.text(b.Ref.Slug())
-	p.raw("</h1>\n")
+	p.wrap("<h1 class=\"slug\">", b.Ref.Slug(), "</h1>\n")
 	articleHead(p, "card wide", b)
 	status(p, string(b.Status))
 	p.raw("</div>\n  <dl>\n    <dt>Repository</dt><dd>")
@@ -330,30 +340,20 @@ func buildBody(p *page, d *pageData) {
 	}
 	p.raw("\n    <dt>Commit</dt><dd>")
 	p.link("sha", b.Links.Commit, b.Ref.Commit)
-	p.raw("</dd>\n    <dt>Created</dt><dd><time datetime=\"")
-	p.attr(b.CreatedISO)
-	p.raw("\">")
-	p.text(b.CreatedText)
-	p.raw("</time></dd>\n    <dt>Last scaled</dt><dd>")
-	p.text(b.LastScaledText)
-	p.raw("</dd>")
+	p.raw("</dd>\n    <dt>Created</dt><dd>")
+	created(p, b)
+	p.wrap("</dd>\n    <dt>Last scaled</dt><dd>", b.LastScaledText, "</dd>")
 	if b.LastResetText != "" {
-		p.raw("<dt>Last reset</dt><dd>")
-		p.text(b.LastResetText)
-		p.raw("</dd>")
+		p.wrap("<dt>Last reset</dt><dd>", b.LastResetText, "</dd>")
 	}
-	p.raw("\n    <dt>Name</dt><dd class=\"sha\">")
-	p.text(b.Name)
-	p.raw("</dd>\n  </dl>")
+	p.wrap("\n    <dt>Name</dt><dd class=\"sha\">", b.Name, "</dd>\n  </dl>")
 	switch {
 	case b.Failed:
 		p.raw("\n  <p class=\"reason\">")
 		reason(p, b)
 		p.raw("</p>")
 	case b.Initializing:
-		p.raw("\n  <p class=\"meta\">")
-		p.text(b.InitText)
-		p.raw("</p>")
+		p.wrap("\n  <p class=\"meta\">", b.InitText, "</p>")
 	}
 	p.raw("\n  <p class=\"links\">")
 	if b.Started {
@@ -375,19 +375,14 @@ func liveBody(p *page, d *pageData) {
 	if b == nil {
 		return
 	}
-	p.raw("<section class=\"live-page\" data-live=\"")
-	p.attr(b.Links.APIURL)
-	p.raw("\" data-poll-ms=\"")
-	p.num(d.PollMS)
-	p.raw("\"")
+	p.raw("<section class=\"live-page\"")
+	p.attrText("data-live", b.Links.APIURL)
+	p.attrNum("data-poll-ms", d.PollMS)
 	if b.CanStart {
 		p.raw(" data-autostart")
 	}
-	p.raw(">\n  <div class=\"spinner\" aria-hidden=\"true\"></div>\n  <h1>Starting <span class=\"slug\">")
-	p.text(b.Ref.Slug())
-	p.raw("</span></h1>\n  <p>Status: <strong data-live-status>")
-	p.text(string(b.Status))
-	p.raw("</strong></p>\n  <p class=\"meta\">")
+	p.wrap(">\n  <div class=\"spinner\" aria-hidden=\"true\"></div>\n  <h1>Starting <span class=\"slug\">", b.Ref.Slug(), "</span></h1>\n")
+	p.wrap("  <p>Status: <strong data-live-status>", string(b.Status), "</strong></p>\n  <p class=\"meta\">")
 	if b.Initializing {
 		p.raw("The build is being initialized; it starts afterwards.")
 	} else {
@@ -395,9 +390,9 @@ func liveBody(p *page, d *pageData) {
 	}
 	p.raw("\n  This page takes you to the build as soon as it is started.</p>")
 	if b.CanStart {
-		p.raw("\n  <form method=\"post\" action=\"")
-		p.url(b.Links.Live)
-		p.raw("\"><button type=\"submit\">Start the build</button></form>")
+		p.raw("\n  <form method=\"post\"")
+		p.attrURL("action", b.Links.Live)
+		p.raw("><button type=\"submit\">Start the build</button></form>")
 	}
 	p.raw("\n  <p class=\"links\">")
 	p.link("", b.Links.Page, "Build details")
@@ -407,11 +402,8 @@ func liveBody(p *page, d *pageData) {
 }
 
 func messageBody(p *page, d *pageData) {
-	p.raw("<section class=\"message\">\n  <h1>")
-	p.text(d.Heading)
-	p.raw("</h1>\n  <p>")
-	p.text(d.Text)
-	p.raw("</p>")
+	p.wrap("<section class=\"message\">\n  <h1>", d.Heading, "</h1>\n")
+	p.wrap("  <p>", d.Text, "</p>")
 	if b := d.Build; b != nil {
 		if b.Failed {
 			p.raw("\n  <p class=\"reason\">")
