@@ -62,10 +62,12 @@ type BuildOptions struct {
 }
 
 // Build compiles static, stripped, reproducible linux binaries: no cgo, no
-// build id, no file system paths. The module builds alone (GOWORK=off), as
+// build id, no VCS stamp, no file system paths. The module builds alone (GOWORK=off), as
 // its go.mod says.
 func Build(ctx context.Context, opts BuildOptions) error {
-	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", opts.Out + string(filepath.Separator)}
+	// No VCS stamp: the bytes depend on the sources only, be they a clone,
+	// a worktree or an archive.
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", opts.Out + string(filepath.Separator)}
 	if len(opts.Tags) > 0 {
 		args = append(args, "-tags="+strings.Join(opts.Tags, ","))
 	}
