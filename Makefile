@@ -41,6 +41,10 @@ test: lint cluster ## Run every check and test (the command CI runs)
 bench: cluster ## Run the benchmarks on the local cluster and print their figures
 	cd functions && GOWORK=off go test -run '^$$' -bench . -benchtime 200x ./...
 
+.PHONY: package
+package: ## Build the Lambda zips and the jobs' OCI image into dist/, reproducibly; prints the image digest
+	@cd shared && GOWORK=off go run ./cmd/package -root .. -out ../dist
+
 .PHONY: cluster
 cluster: ## Build (first time) and start the local control plane; no-op if running
 	@$(LOCALCLUSTER) up

@@ -89,10 +89,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
 	"runboat.dev/shared/config"
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
@@ -137,7 +137,7 @@ type Deployer interface {
 type Options struct {
 	// Client reads the builds namespace (Deployments, ConfigMaps, Pods and
 	// their logs) and records resets (patch of Deployments).
-	Client kubernetes.Interface
+	Client kube.Interface
 	// Namespace is the builds namespace.
 	Namespace string
 	// Ops starts, stops, resets and undeploys builds.

@@ -1,12 +1,11 @@
 package console
 
 import (
-	"bytes"
 	"cmp"
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -19,7 +18,7 @@ import (
 	"runboat.dev/shared/model"
 )
 
-//go:embed templates/*.html static/*
+//go:embed static/*
 var content embed.FS
 
 // assets are the static files, with their versioned addresses.
@@ -43,26 +42,6 @@ func loadAssets() (assets, error) {
 		a.urls[e.Name()] = versioned(e.Name(), b)
 	}
 	return a, nil
-}
-
-// pages are the page templates.
-type pages struct {
-	home, repo, build, live, message, docs *template.Template
-}
-
-func newPages() (*pages, error) {
-	var p pages
-	for _, t := range []struct {
-		name string
-		dst  **template.Template
-	}{{"home", &p.home}, {"repo", &p.repo}, {"build", &p.build}, {"live", &p.live}, {"message", &p.message}, {"docs", &p.docs}} {
-		tpl, err := template.New(t.name).ParseFS(content, "templates/layout.html", "templates/"+t.name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse the %s page: %w", t.name, err)
-		}
-		*t.dst = tpl
-	}
-	return &p, nil
 }
 
 // buildView is a build as a page shows it.
@@ -143,7 +122,7 @@ func (h *Handler) groupsOf(bs []buildInfo) []groupView {
 	return out
 }
 
-// pageData is what the templates get.
+// pageData is what the pages show.
 type pageData struct {
 	Title   string
 	CSS, JS string
@@ -178,22 +157,18 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 
 // render writes a page, or only its body when the query asks for
 // part=body (the polling of the page's script).
-func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, t *template.Template, d pageData) {
-	name := "layout"
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, body pageFunc, d pageData) {
+	var p page
 	if r.URL.Query().Get("part") == "body" {
-		name = "body"
-	}
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, name, d); err != nil {
-		logFrom(r.Context()).Error().Err(err).Str("template", t.Name()).Msg("failed to render page")
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+		body(&p, &d)
+	} else {
+		layout(&p, &d, body)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 	w.WriteHeader(code)
-	_, _ = buf.WriteTo(w) // the client is gone if this fails
+	_, _ = io.WriteString(w, p.String()) // the client is gone if this fails
 }
 
 // message renders a message page.

@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -93,9 +92,10 @@ type Clients struct {
 	// Config is the configuration the clients were made of; kube.Config
 	// sets its QPS, Burst and user agent.
 	Config *rest.Config
-	// Typed is the typed client. It speaks protocol buffers: reads of
-	// thousands of Deployments decode much faster than as JSON.
-	Typed kubernetes.Interface
+	// Typed is the typed client of the API groups the project uses. It
+	// speaks protocol buffers: reads of thousands of Deployments decode much
+	// faster than as JSON.
+	Typed Interface
 	// Dynamic and Metadata speak JSON (they have no protocol buffers).
 	Dynamic  dynamic.Interface
 	Metadata metadata.Interface
@@ -113,7 +113,7 @@ func NewClients(cfg *rest.Config) (*Clients, error) {
 	typedConfig := rest.CopyConfig(cfg)
 	typedConfig.ContentType = runtime.ContentTypeProtobuf
 	typedConfig.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	typed, err := kubernetes.NewForConfig(typedConfig)
+	typed, err := newTyped(typedConfig)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the Kubernetes client: %w", err)
 	}

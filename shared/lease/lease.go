@@ -21,9 +21,10 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
+
+	"runboat.dev/shared/kube"
 )
 
 // ErrHeld is returned (wrapped) by Acquire when another run holds the Lease.
@@ -35,7 +36,7 @@ var ErrLost = errors.New("the lease was lost")
 
 // Lease is a held Lease.
 type Lease struct {
-	client   kubernetes.Interface
+	client   kube.Interface
 	ns, name string
 	identity string
 	duration time.Duration
@@ -61,7 +62,7 @@ func Identity() string {
 // Acquire takes the Lease ns/name for identity, for duration (renewed by
 // Keep), creating it if needed. It returns an error wrapping ErrHeld when
 // another holder has it and it has not expired.
-func Acquire(ctx context.Context, client kubernetes.Interface, ns, name, identity string, duration time.Duration, clk clock.Clock) (*Lease, error) {
+func Acquire(ctx context.Context, client kube.Interface, ns, name, identity string, duration time.Duration, clk clock.Clock) (*Lease, error) {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}

@@ -8,9 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/lease"
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/text"
@@ -35,7 +35,7 @@ const maxInstance = 128
 // a warning, with the API server's answer, in the log carried by the
 // context: it never fails the work it reports on.
 type Recorder struct {
-	client     kubernetes.Interface
+	client     kube.Interface
 	controller string
 	instance   string
 	clock      clock.Clock
@@ -45,7 +45,7 @@ type Recorder struct {
 // reportingController is runboat.dev/<component>), instance the process
 // (their reportingInstance, which events.k8s.io/v1 requires): empty means
 // lease.Identity(), its host name and a random suffix.
-func NewRecorder(client kubernetes.Interface, component, instance string, clk clock.Clock) *Recorder {
+func NewRecorder(client kube.Interface, component, instance string, clk clock.Clock) *Recorder {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}

@@ -22,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
 	"runboat.dev/shared/config"
@@ -44,7 +43,7 @@ const maxAttempts = 5
 
 // Ops performs operations on the builds of one namespace.
 type Ops struct {
-	client  kubernetes.Interface
+	client  kube.Interface
 	dynamic dynamic.Interface
 	mapper  meta.RESTMapper
 	applier *kube.Applier

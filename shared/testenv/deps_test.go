@@ -157,3 +157,25 @@ func goList(t *testing.T, root, work string, args ...string) []string {
 	}
 	return strings.Split(strings.TrimSpace(string(out)), "\n")
 }
+
+// packaging are the import path prefixes of what makes the artifacts: the
+// release package and the libraries it alone uses.
+var packaging = []string{"runboat.dev/shared/release", "github.com/google/go-containerregistry/", "golang.org/x/crypto/x509roots/"}
+
+// TestRuntimeLinksNoPackaging checks that the function and the jobs do not
+// link the code that packages them (an OCI image library has no business
+// in a Lambda).
+func TestRuntimeLinksNoPackaging(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(root, "go.work")
+	for _, pkg := range goList(t, root, work, append([]string{"-deps", "-f", "{{.ImportPath}}"}, commands...)...) {
+		for _, p := range packaging {
+			if pkg == strings.TrimSuffix(p, "/") || strings.HasPrefix(pkg, p) {
+				t.Errorf("the function or a job links %s", pkg)
+			}
+		}
+	}
+}

@@ -11,9 +11,9 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"runboat.dev/shared/kube"
 	"runboat.dev/shared/logging"
 )
 
@@ -31,7 +31,7 @@ type LogReader interface {
 
 // PodLogs reads logs through the API server (pods/log).
 type PodLogs struct {
-	Client kubernetes.Interface
+	Client kube.Interface
 }
 
 // Log implements LogReader.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/utils/clock"
 
@@ -62,7 +61,7 @@ type Env struct {
 	Config Config
 	// Client and Metadata are the typed (protocol buffers) and metadata
 	// clients of the Clients the Env was made with.
-	Client   kubernetes.Interface
+	Client   kube.Interface
 	Metadata metadata.Interface
 	// Ops performs the operations on builds, recording Events as the job.
 	Ops *ops.Ops

@@ -109,7 +109,7 @@ func suspendCronJobs(objs []*unstructured.Unstructured) error {
 
 // createSecret creates the Secret runboat-secrets with data; one that exists
 // already is left as it is.
-func createSecret(ctx context.Context, cs kubernetes.Interface, ns string, data map[string]string) error {
+func createSecret(ctx context.Context, cs kube.Interface, ns string, data map[string]string) error {
 	_, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: Secret},
 		StringData: data,
@@ -124,7 +124,7 @@ func createSecret(ctx context.Context, cs kubernetes.Interface, ns string, data 
 // ServiceAccount ns/name: the address, CA and client settings of admin,
 // without its credentials, and a token of the ServiceAccount requested
 // through the TokenRequest API with cs.
-func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kubernetes.Interface, ns, name string) (*rest.Config, error) {
+func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kube.Interface, ns, name string) (*rest.Config, error) {
 	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(tokenLifetime.Seconds()))},
 	}, metav1.CreateOptions{})
