@@ -3,12 +3,14 @@ package manifests
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -88,7 +90,7 @@ func InstallInto(ctx context.Context, admin *kube.Clients, ns string, secretData
 	if err != nil {
 		return nil, err
 	}
-	if err := waitForRBAC(ctx, cfg, ns); err != nil {
+	if err := waitForRBAC(ctx, cfg, ns, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}}); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -136,17 +138,23 @@ func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kubernetes
 	return cfg, nil
 }
 
-// waitForRBAC waits until cfg may list Deployments in ns: the RBAC
+// waitForRBAC waits until cfg may do in ns the first verb of rule on its
+// first resource (of its first group, and first name if any): the RBAC
 // authorizer sees a new RoleBinding after a short delay.
-func waitForRBAC(ctx context.Context, cfg *rest.Config, ns string) error {
+func waitForRBAC(ctx context.Context, cfg *rest.Config, ns string, rule rbacv1.PolicyRule) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("failed to create a client of the ServiceAccount: %w", err)
 	}
+	resource, sub, _ := strings.Cut(rule.Resources[0], "/")
+	var name string
+	if len(rule.ResourceNames) > 0 {
+		name = rule.ResourceNames[0]
+	}
 	review := &authorizationv1.SelfSubjectAccessReview{
 		Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: ns, Verb: "list", Group: "apps", Resource: "deployments",
+				Namespace: ns, Verb: rule.Verbs[0], Group: rule.APIGroups[0], Resource: resource, Subresource: sub, Name: name,
 			},
 		},
 	}
