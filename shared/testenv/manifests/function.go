@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -102,10 +103,31 @@ func InstallFunctionInto(ctx context.Context, admin *kube.Clients, ns string, ob
 	if err != nil {
 		return nil, err
 	}
-	if err := admin.Applier().Apply(ctx, objs); err != nil {
+	// The token controller deletes a token Secret whose ServiceAccount it
+	// has not seen yet: the ServiceAccount goes first, and the Secret is
+	// applied again if it went.
+	var token, others []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "Secret" && o.GetName() == FunctionTokenSecret {
+			token = append(token, o)
+		} else {
+			others = append(others, o)
+		}
+	}
+	applier := admin.Applier()
+	if err := applier.Apply(ctx, others); err != nil {
 		return nil, fmt.Errorf("failed to install the function's identity: %w", err)
 	}
-	secret, err := waitForToken(ctx, admin.Typed, ns, FunctionTokenSecret)
+	applyToken := func(ctx context.Context) error {
+		if err := applier.Apply(ctx, token); err != nil {
+			return fmt.Errorf("failed to install the function's token Secret: %w", err)
+		}
+		return nil
+	}
+	if err := applyToken(ctx); err != nil {
+		return nil, err
+	}
+	secret, err := waitForToken(ctx, admin.Typed, ns, FunctionTokenSecret, applyToken)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +167,15 @@ func findRole(objs []*unstructured.Unstructured, name string) (*rbacv1.Role, err
 }
 
 // waitForToken waits until the token controller has filled the token
-// Secret ns/name, and returns it.
-func waitForToken(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.Secret, error) {
+// Secret ns/name, and returns it. A Secret the controller deleted (it had
+// not seen the ServiceAccount yet) is made again with recreate.
+func waitForToken(ctx context.Context, cs kubernetes.Interface, ns, name string, recreate func(context.Context) error) (*corev1.Secret, error) {
 	var secret *corev1.Secret
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, recreate(ctx)
+		}
 		if err != nil {
 			return false, fmt.Errorf("failed to read the Secret %s: %w", name, err)
 		}

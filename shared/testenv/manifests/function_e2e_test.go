@@ -176,9 +176,15 @@ func TestE2EFunctionKubeconfigRecipe(t *testing.T) {
 		t.Fatalf("README: the recipe does not set NS=%s", readmeNamespace)
 	}
 	recipe = strings.Replace(recipe, "NS="+readmeNamespace+"\n", "NS="+env.Namespace+"\n", 1)
-	// The Secret is filled by the token controller, within a moment.
+	// The Secret is filled by the token controller, within a moment; if it
+	// went (the controller had not seen the ServiceAccount yet), the README
+	// says to apply again.
 	e2e.Wait(t, "the token in the Secret", func(ctx context.Context) (bool, error) {
 		s, err := env.Client.CoreV1().Secrets(env.Namespace).Get(ctx, manifests.FunctionTokenSecret, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			kubectl(t, env, "apply", "--server-side", "-k", filepath.Join(tmp, "function-overlay"))
+			return false, nil
+		}
 		return err == nil && len(s.Data["token"]) > 0, err
 	})
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", recipe)
