@@ -75,17 +75,9 @@ func InstallFunction(t testing.TB, env *e2e.Env) *rest.Config {
 // (RenderFunction) that the test may have changed, as InstallFunction does.
 func InstallFunctionObjects(t testing.TB, env *e2e.Env, objs []*unstructured.Unstructured) *rest.Config {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	admin, err := kube.NewClients(env.Config)
-	if err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	cfg, err := InstallFunctionInto(ctx, admin, env.Namespace, objs)
-	if err != nil {
-		t.Fatalf("manifests: %v", err)
-	}
-	return cfg
+	return installAsAdmin(t, env, func(ctx context.Context, admin *kube.Clients) (*rest.Config, error) {
+		return InstallFunctionInto(ctx, admin, env.Namespace, objs)
+	})
 }
 
 // InstallFunctionInto applies objs (a render of manifests/function for the
@@ -133,7 +125,7 @@ func InstallFunctionInto(ctx context.Context, admin *kube.Clients, ns string, ob
 	}
 	cfg := TokenSecretConfig(admin.Config, secret)
 	if len(role.Rules) > 0 {
-		if err := waitForRBAC(ctx, cfg, ns, role.Rules[0]); err != nil {
+		if err := WaitForRole(ctx, cfg, ns, role.Rules[0]); err != nil {
 			return nil, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -31,13 +32,10 @@ func TestE2EFunctionServiceAccountPermissions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := manifests.InstallFunction(t, env)
-	if cfg.CertData != nil || cfg.KeyData != nil || cfg.CertFile != "" || cfg.BearerToken == "" || cfg.CAData == nil {
-		t.Fatal("the function's configuration must hold its token and CA, and no client certificate")
+	if cfg.CAData == nil {
+		t.Fatal("the function's configuration has no CA")
 	}
-	fn, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fn := tokenClient(t, cfg)
 	ns := env.Namespace
 	expectUser(ctx, t, fn, "system:serviceaccount:"+ns+":"+manifests.FunctionServiceAccount)
 
@@ -98,6 +96,20 @@ func TestE2EFunctionServiceAccountPermissions(t *testing.T) {
 	if _, err := fn.AppsV1().Deployments("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("listing the Deployments of another namespace: got %v, want forbidden", err)
 	}
+}
+
+// tokenClient returns a client of cfg, which must hold a token and no
+// client certificate (which would authenticate first, as the admin).
+func tokenClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	if cfg.CertData != nil || cfg.KeyData != nil || cfg.CertFile != "" || cfg.BearerToken == "" {
+		t.Fatal("the ServiceAccount's configuration must hold its token and no client certificate")
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }
 
 // accessCase is a request of a SelfSubjectAccessReview and its answer.
@@ -219,26 +231,10 @@ func TestE2EFunctionKubeconfigRecipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectUser(ctx, t, fn, user)
-	waitAllowed(ctx, t, cfg, env.Namespace)
+	if err := manifests.WaitForRole(ctx, cfg, env.Namespace, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := fn.AppsV1().Deployments(env.Namespace).List(ctx, metav1.ListOptions{}); err != nil {
 		t.Errorf("listing builds with the recipe's kubeconfig: %v", err)
 	}
-}
-
-// waitAllowed waits until cfg may list Deployments in ns: the RBAC
-// authorizer sees a new RoleBinding after a short delay.
-func waitAllowed(ctx context.Context, t *testing.T, cfg *rest.Config, ns string) {
-	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e2e.Wait(t, "the Role in force", func(ctx context.Context) (bool, error) {
-		r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: ns, Group: "apps", Resource: "deployments", Verb: "list",
-			}},
-		}, metav1.CreateOptions{})
-		return err == nil && r.Status.Allowed, err
-	})
 }

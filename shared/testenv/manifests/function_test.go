@@ -7,17 +7,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"runboat.dev/shared/testenv/manifests"
 )
 
 // renderedFunction holds the objects of manifests/function, typed.
 type renderedFunction struct {
-	serviceAccount *corev1.ServiceAccount
-	role           *rbacv1.Role
-	roleBinding    *rbacv1.RoleBinding
-	token          *corev1.Secret
+	identity
+	token *corev1.Secret
 }
 
 func renderFunction(t *testing.T, ns string) renderedFunction {
@@ -27,24 +24,16 @@ func renderFunction(t *testing.T, ns string) renderedFunction {
 		t.Fatal(err)
 	}
 	var r renderedFunction
+	decodeObjects(t, objs, func(kind, _ string) any {
+		if into := r.target(kind); into != nil {
+			return into
+		}
+		if kind == "Secret" {
+			return alloc(&r.token)
+		}
+		return nil
+	})
 	for _, o := range objs {
-		var into any
-		switch kind := o.GroupVersionKind().GroupKind().String(); kind {
-		case "ServiceAccount":
-			into = alloc(&r.serviceAccount)
-		case "Role.rbac.authorization.k8s.io":
-			into = alloc(&r.role)
-		case "RoleBinding.rbac.authorization.k8s.io":
-			into = alloc(&r.roleBinding)
-		case "Secret":
-			into = alloc(&r.token)
-		default:
-			t.Errorf("unexpected object %s %s", kind, o.GetName())
-			continue
-		}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(o.Object, into, true); err != nil {
-			t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
-		}
 		if ns != "" && o.GetNamespace() != ns {
 			t.Errorf("%s %s: namespace %q, want %q", o.GetKind(), o.GetName(), o.GetNamespace(), ns)
 		}

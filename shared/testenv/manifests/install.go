@@ -49,13 +49,22 @@ const tokenLifetime = 2 * time.Hour
 // force.
 func Install(t testing.TB, env *e2e.Env) *rest.Config {
 	t.Helper()
+	return installAsAdmin(t, env, func(ctx context.Context, admin *kube.Clients) (*rest.Config, error) {
+		return InstallInto(ctx, admin, env.Namespace, TestSecretData, true)
+	})
+}
+
+// installAsAdmin runs install with the admin clients of env and a deadline,
+// and fails the test on error.
+func installAsAdmin(t testing.TB, env *e2e.Env, install func(context.Context, *kube.Clients) (*rest.Config, error)) *rest.Config {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	admin, err := kube.NewClients(env.Config)
 	if err != nil {
 		t.Fatalf("manifests: %v", err)
 	}
-	cfg, err := InstallInto(ctx, admin, env.Namespace, TestSecretData, true)
+	cfg, err := install(ctx, admin)
 	if err != nil {
 		t.Fatalf("manifests: %v", err)
 	}
@@ -90,7 +99,7 @@ func InstallInto(ctx context.Context, admin *kube.Clients, ns string, secretData
 	if err != nil {
 		return nil, err
 	}
-	if err := waitForRBAC(ctx, cfg, ns, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}}); err != nil {
+	if err := WaitForRole(ctx, cfg, ns, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}}); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -138,10 +147,10 @@ func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kubernetes
 	return cfg, nil
 }
 
-// waitForRBAC waits until cfg may do in ns the first verb of rule on its
+// WaitForRole waits until cfg may do in ns the first verb of rule on its
 // first resource (of its first group, and first name if any): the RBAC
 // authorizer sees a new RoleBinding after a short delay.
-func waitForRBAC(ctx context.Context, cfg *rest.Config, ns string, rule rbacv1.PolicyRule) error {
+func WaitForRole(ctx context.Context, cfg *rest.Config, ns string, rule rbacv1.PolicyRule) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("failed to create a client of the ServiceAccount: %w", err)
