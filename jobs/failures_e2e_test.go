@@ -18,14 +18,15 @@ import (
 	"runboat.dev/shared/jobs/undeployer"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
+	"runboat.dev/shared/testenv/localcluster"
 )
 
 var defaultQuotas = config.Quotas{MaxInitializing: 2, MaxStarted: 2, MaxDeployed: 10}
 
 // TestE2EInitFailure: an init Job that fails leaves its build failed, with
 // the reason in an annotation and the end of the log in a ConfigMap that
-// outlives the pod. (Pods of the local cluster have no log: what is kept
-// then says so.)
+// outlives the pod: the log of the pod, which the local cluster's kwok
+// serves through the API server.
 func TestE2EInitFailure(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, defaultQuotas, rule("^acme/fail$", map[string]string{"initialize_kwok_fail": "true"}))
@@ -51,7 +52,7 @@ func TestE2EInitFailure(t *testing.T) {
 		t.Fatalf("init log: %v", err)
 	}
 	t.Logf("init log kept: %q", cm.Data[model.InitLogKey])
-	if cm.Labels[model.LabelBuild] != name || cm.Data[model.InitLogReasonKey] != reason || !strings.Contains(cm.Data[model.InitLogKey], "initialize") {
+	if cm.Labels[model.LabelBuild] != name || cm.Data[model.InitLogReasonKey] != reason || !strings.Contains(cm.Data[model.InitLogKey], localcluster.InitLogLine) {
 		t.Errorf("init log ConfigMap: labels %v, data %v", cm.Labels, cm.Data)
 	}
 

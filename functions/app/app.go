@@ -41,6 +41,11 @@ type Console struct {
 	// ResetInterval is RUNBOAT_RESET_INTERVAL: the shortest time between two
 	// resets of a build through the console.
 	ResetInterval time.Duration `env:"RESET_INTERVAL" envDefault:"10m"`
+	// ResponseStreaming is RUNBOAT_RESPONSE_STREAMING: on Lambda, the
+	// function URL's invoke mode is RESPONSE_STREAM, so that the build
+	// events stream flows (with BUFFERED, the default, a stream gives its
+	// snapshot and ends, and EventSource connects again).
+	ResponseStreaming bool `env:"RESPONSE_STREAMING" envDefault:"false"`
 }
 
 // Validate reports a reset interval that is not positive.

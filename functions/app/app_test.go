@@ -48,11 +48,11 @@ func TestWebhookThenConsole(t *testing.T) {
 
 func TestConfigErrorsNameVariables(t *testing.T) {
 	var cfg Config
-	err := config.Load(map[string]string{"RUNBOAT_RESET_INTERVAL": "-1m"}, &cfg)
+	err := config.Load(map[string]string{"RUNBOAT_RESET_INTERVAL": "-1m", "RUNBOAT_RESPONSE_STREAMING": "sometimes"}, &cfg)
 	if err == nil {
 		t.Fatal("Load accepted an empty configuration")
 	}
-	for _, v := range []string{"RUNBOAT_REPOS", "RUNBOAT_BUILD_NAMESPACE", "RUNBOAT_GITHUB_WEBHOOK_SECRET", "RUNBOAT_API_ADMIN_USER", "RUNBOAT_RESET_INTERVAL"} {
+	for _, v := range []string{"RUNBOAT_REPOS", "RUNBOAT_BUILD_NAMESPACE", "RUNBOAT_GITHUB_WEBHOOK_SECRET", "RUNBOAT_API_ADMIN_USER", "RUNBOAT_RESET_INTERVAL", "RUNBOAT_RESPONSE_STREAMING"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("error %q does not name %s", err, v)
 		}

@@ -12,10 +12,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
+	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/localcluster"
 )
 
 // These tests run the console on the local control plane: real Deployments,
@@ -236,15 +240,30 @@ func TestAPILogs(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 404 No log found.", p, res.code, res.body)
 		}
 	}
-	// A pod whose log the API server cannot give (the local cluster's
-	// kubelets serve no logs): 502 with a short reason, never 500.
+	// The log of a started build, from its pod, through the API server
+	// (the local cluster's kwok serves it).
 	started := f.startedBuild(t, spec{repo: "acme/app", branch: "18.0"})
-	res = f.do(t, http.MethodGet, "/api/v1/builds/"+started.Name()+"/log", "")
-	switch {
-	case res.code == http.StatusOK && strings.HasPrefix(res.header.Get("Content-Type"), "text/html"):
-	case res.code == http.StatusBadGateway && res.detail(t) == "the log could not be read from the cluster":
-	default:
-		t.Errorf("log of a started build: %d %s, want 200 or 502", res.code, res.body)
+	res = f.do(t, http.MethodGet, "/api/v1/builds/"+started.Name()+"/log", "").want(t, http.StatusOK, "log of a started build")
+	if !strings.Contains(res.body, localcluster.WebLogLine) || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") {
+		t.Errorf("log of a started build: %s %q, want the pod's log, with %q", res.header.Get("Content-Type"), res.body, localcluster.WebLogLine)
+	}
+	// A container the kubelet has no log of (it has not started, says the
+	// local cluster's kwok): no log, as runboat says.
+	nolog := f.createRawBuild(t, spec{repo: "acme/app", branch: "19.0", container: "nolog"})
+	f.do(t, http.MethodPost, "/api/v1/builds/"+nolog.Name()+"/start", "").want(t, http.StatusOK, "start")
+	f.waitStatus(t, nolog.Name(), model.StatusStarted)
+	if res := f.do(t, http.MethodGet, "/api/v1/builds/"+nolog.Name()+"/log", ""); res.code != http.StatusNotFound {
+		t.Errorf("log of a container without one: %d %s, want 404", res.code, res.body)
+	}
+	// A pod on a node whose kubelet cannot be reached: the log exists but
+	// the API server cannot give it: 502 with a short reason, never 500.
+	node := f.unreachableNode(t)
+	cut := f.createRawBuild(t, spec{repo: "acme/app", branch: "20.0", node: node})
+	f.do(t, http.MethodPost, "/api/v1/builds/"+cut.Name()+"/start", "").want(t, http.StatusOK, "start")
+	f.waitStatus(t, cut.Name(), model.StatusStarted)
+	res = f.do(t, http.MethodGet, "/api/v1/builds/"+cut.Name()+"/log", "")
+	if res.code != http.StatusBadGateway || res.detail(t) != "the log could not be read from the cluster" {
+		t.Errorf("log that cannot be read: %d %s, want 502", res.code, res.body)
 	}
 
 	for _, p := range []string{"/api/v1/builds/bnosuch/init-log", "/api/v1/builds/bnosuch/log"} {
@@ -522,4 +541,53 @@ func TestAPIRoutes(t *testing.T) {
 	if res := f.do(t, http.MethodGet, "/api/v1/builds/"+url.PathEscape("b?x=1"), ""); res.code != http.StatusNotFound {
 		t.Errorf("escaped name: %d", res.code)
 	}
+}
+
+// unreachableNode adds a Ready node whose kubelet port nothing listens on
+// (kwok runs its pods, but no log can be read from it), removed after the
+// test.
+func (f *fixture) unreachableNode(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	nodes := f.env.Client.CoreV1().Nodes()
+	n, err := nodes.Create(ctx, &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "unreachable-" + f.env.Namespace},
+		// The scheduler puts no pod of another test there; the test's own
+		// pod names the node.
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "runboat.dev/unreachable", Effect: corev1.TaintEffectNoSchedule}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := nodes.Delete(context.Background(), n.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("failed to remove node %s: %v", n.Name, err)
+		}
+	})
+	e2e.Wait(t, "the node to be ready", func(ctx context.Context) (bool, error) {
+		n, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	// Port 1 of the loopback: nothing listens there.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status.DaemonEndpoints.KubeletEndpoint.Port = 1
+		_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Name
 }

@@ -189,12 +189,22 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the build is %s, want started", b.Status)
 	}
 
-	// A change made elsewhere shows too.
+	// A change made elsewhere shows too, from the build events stream: in
+	// seconds, while the page polls every 30 s once the stream is open.
+	steps(t, ctx, "wait for the stream", chromedp.WaitVisible(css(`main[data-streaming="open"]`)))
+	time.Sleep(3 * time.Second) // the poll set before the stream opened is done
 	f.do(t, http.MethodPost, "/api/v1/builds/"+live.Name()+"/stop", "").want(t, http.StatusOK, "stop")
-	steps(t, ctx, "see a change made elsewhere",
+	began := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := chromedp.Do(sctx,
 		chromedp.WaitVisible(css(`article[data-build="`+live.Name()+`"][data-status="stopped"]`)),
 		chromedp.WaitVisible(css(card+` a.live`)),
 	)
+	cancel()
+	if err != nil {
+		t.Fatalf("a change made elsewhere did not show within 10 s, so not from the stream: %v", err)
+	}
+	t.Logf("a change made elsewhere showed %s after it was made", time.Since(began))
 	saveScreenshot(t, "repo-page.png", get(t, ctx, "screenshot", chromedp.FullScreenshot(100)))
 
 	// On a phone, nothing is wider than the screen.

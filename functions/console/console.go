@@ -21,6 +21,10 @@
 //	                                       page when new), 400, 404 (not on GitHub),
 //	                                       502 (GitHub failed)
 //	POST   /api/v1/builds/trigger/pr       admin: ?repo&pr, the same for a pull request
+//	GET    /api/v1/build-events            Server-Sent Events, as runboat's: {"event": "upd"
+//	                                       or "del", "build": {...}}, first an "upd" of every
+//	                                       build matching repo, target_branch, branch, pr,
+//	                                       build_name, then each change; ": ping" every 15 s
 //	GET    /api/v1/builds/{name}           one build (null fields kept); 404 when unknown
 //	GET    /api/v1/builds/{name}/init-log  HTML with colours: the init log (kept on
 //	                                       the cluster for a failed build); 404 "No log found."
@@ -37,12 +41,16 @@
 //	                                       undeployed
 //	DELETE /api/v1/builds/{name}           admin: undeploy a build; 200 null
 //
+// The OpenAPI document of the API is GET /openapi.json (openapi.yaml), and
+// GET /docs a page made from it.
+//
 // Admin endpoints need HTTP basic credentials (401 otherwise). A failure of
 // the cluster gives 500 with a generic reason; details go to the log only.
 // Browsers may not POST or DELETE from another site (403).
 //
-// Web UI (HTML, kept up to date by a small script that polls the page's body
-// every 2.5 s):
+// Web UI (HTML, kept up to date by a small script that reloads the page's
+// body on each event of the build events stream, and polls it every 2.5 s
+// when the stream is not open):
 //
 //	GET  /                          repositories and status counts
 //	GET  /repos/{owner}/{repo}      the builds of a repository, grouped by branch and
@@ -165,6 +173,9 @@ type Options struct {
 	ResetInterval time.Duration
 	// PollInterval is how often the pages refresh; zero means 2.5 s.
 	PollInterval time.Duration
+	// KeepAlive is the period of the comment lines of an idle build events
+	// stream; zero means DefaultKeepAlive.
+	KeepAlive time.Duration
 	// Clock tells the time; nil means the real clock.
 	Clock clock.PassiveClock
 	// Logger receives errors and actions; the zero value logs nothing.
@@ -179,6 +190,7 @@ type Handler struct {
 	gh     *githubClient
 	assets assets
 	pages  *pages
+	doc    *apiDoc
 }
 
 // New returns the console, or every problem of opts at once.
@@ -240,10 +252,14 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	doc, err := loadAPIDoc()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("failed to configure the console: %w", err)
 	}
-	h := &Handler{opts: opts, gh: gh, assets: a, pages: pg}
+	h := &Handler{opts: opts, gh: gh, assets: a, pages: pg, doc: doc}
 	h.routes()
 	return h, nil
 }
@@ -277,6 +293,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("DELETE /api/v1/builds", h.admin(h.apiUndeployBuilds))
 	m.HandleFunc("POST /api/v1/builds/trigger/branch", h.admin(h.apiTriggerBranch))
 	m.HandleFunc("POST /api/v1/builds/trigger/pr", h.admin(h.apiTriggerPR))
+	m.HandleFunc("GET /api/v1/build-events", h.apiBuildEvents)
 	m.HandleFunc("GET /api/v1/builds/{name}", h.apiBuild)
 	m.HandleFunc("DELETE /api/v1/builds/{name}", h.admin(h.apiUndeploy))
 	m.HandleFunc("GET /api/v1/builds/{name}/init-log", h.apiLog(h.initLog))
@@ -291,6 +308,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /builds/{name}", h.wakePost)
 	m.HandleFunc("GET /builds", h.badges)
 	m.HandleFunc("GET /static/{file}", h.static)
+	m.HandleFunc("GET /openapi.json", h.openAPI)
+	m.HandleFunc("GET /docs", h.docs)
 	// The Python runboat's page addresses.
 	m.HandleFunc("GET /webui/builds.html", h.legacyBuilds)
 	m.HandleFunc("GET /webui/build.html", h.legacyBuild)

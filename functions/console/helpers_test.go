@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -188,6 +189,8 @@ type spec struct {
 	reason       string // init failure reason
 	initLog      string // the init log evidence of a failed build
 	lastReset    string
+	container    string // of createRawBuild's pod; "web" when empty
+	node         string // where createRawBuild's pod runs; any node when empty
 }
 
 // sha returns a valid commit sha made from seed.
@@ -279,7 +282,8 @@ func (f *fixture) createRawBuild(t *testing.T, s spec) model.Ref {
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{model.LabelBuild: name}},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
-					Containers:                   []corev1.Container{{Name: "web", Image: "busybox"}},
+					NodeName:                     s.node,
+					Containers:                   []corev1.Container{{Name: cmp.Or(s.container, "web"), Image: "busybox"}},
 				},
 			},
 		},

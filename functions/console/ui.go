@@ -47,7 +47,7 @@ func loadAssets() (assets, error) {
 
 // pages are the page templates.
 type pages struct {
-	home, repo, build, live, message *template.Template
+	home, repo, build, live, message, docs *template.Template
 }
 
 func newPages() (*pages, error) {
@@ -55,7 +55,7 @@ func newPages() (*pages, error) {
 	for _, t := range []struct {
 		name string
 		dst  **template.Template
-	}{{"home", &p.home}, {"repo", &p.repo}, {"build", &p.build}, {"live", &p.live}, {"message", &p.message}} {
+	}{{"home", &p.home}, {"repo", &p.repo}, {"build", &p.build}, {"live", &p.live}, {"message", &p.message}, {"docs", &p.docs}} {
 		tpl, err := template.New(t.name).ParseFS(content, "templates/layout.html", "templates/"+t.name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("failed to parse the %s page: %w", t.name, err)
@@ -148,6 +148,7 @@ type pageData struct {
 	Title   string
 	CSS, JS string
 	Poll    string
+	Events  string // the build events stream the page follows
 	PollMS  int64
 	Refresh int
 
@@ -160,6 +161,7 @@ type pageData struct {
 	Build    *buildView
 
 	Heading, Text string
+	Ops           []opView // the API, on /docs
 }
 
 func (h *Handler) data(title string) pageData {
@@ -229,6 +231,7 @@ func (h *Handler) pageHome(w http.ResponseWriter, r *http.Request) {
 	}
 	d := h.data("Builds")
 	d.Poll = "/?part=body"
+	d.Events = "/api/v1/build-events"
 	d.Counts = c
 	d.Repos = reposOf(bs)
 	h.render(w, r, http.StatusOK, h.pages.home, d)
@@ -257,7 +260,9 @@ func (h *Handler) pageRepo(w http.ResponseWriter, r *http.Request) {
 	d := h.data(repo)
 	d.Repo, d.RepoLink = repo, githubURL+escapePath(repo)
 	d.Poll = "/repos/" + escapePath(repo) + "?part=body"
+	d.Events = "/api/v1/build-events?" + url.Values{"repo": {repo}}.Encode()
 	if fq := f.query().Encode(); fq != "" {
+		d.Events += "&" + fq
 		d.Poll = "/repos/" + escapePath(repo) + "?" + fq + "&part=body"
 		d.Filter = f.text()
 	}
@@ -287,6 +292,7 @@ func (h *Handler) pageBuild(w http.ResponseWriter, r *http.Request) {
 	d := h.data(b.Ref.Slug())
 	d.Repo, d.Build = b.Ref.Repo, &v
 	d.Poll = "/builds/" + url.PathEscape(name) + "?part=body"
+	d.Events = "/api/v1/build-events?" + url.Values{"build_name": {name}}.Encode()
 	h.render(w, r, http.StatusOK, h.pages.build, d)
 }
 

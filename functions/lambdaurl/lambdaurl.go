@@ -1,5 +1,6 @@
 // Package lambdaurl serves an http.Handler behind an AWS Lambda function URL
-// (payload format 2.0, buffered invoke mode), so that the same handler runs
+// (payload format 2.0), in the buffered invoke mode (Handler) or the
+// response streaming one (StreamingHandler), so that the same handler runs
 // as a plain HTTP server and as a Lambda.
 package lambdaurl
 
@@ -8,11 +9,13 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -28,21 +31,66 @@ import (
 // returns an error, so Lambda never answers 502 for a client's mistake.
 func Handler(h http.Handler) func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 	return func(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-		logger := logging.From(ctx).With().Str("request_id", req.RequestContext.RequestID).Logger()
-		ctx = logging.Into(ctx, logger)
-		r, err := NewRequest(ctx, req)
-		if err != nil {
-			logger.Warn().Err(err).Msg("function URL request refused")
-			return events.LambdaFunctionURLResponse{
-				StatusCode: http.StatusBadRequest,
-				Headers:    map[string]string{"Content-Type": "text/plain; charset=utf-8"},
-				Body:       "bad request\n",
-			}, nil
+		r, ok := request(ctx, req)
+		if !ok {
+			return events.LambdaFunctionURLResponse{StatusCode: http.StatusBadRequest, Headers: badRequestHeader, Body: badRequestBody}, nil
 		}
 		w := &responseWriter{header: http.Header{}}
 		h.ServeHTTP(w, r)
 		return w.response(), nil
 	}
+}
+
+// StreamingHandler adapts h to a function URL whose invoke mode is
+// RESPONSE_STREAM, as Handler does, but the response is sent as it is
+// written: its status and headers when h first writes or flushes (or
+// returns), then its body, each write reaching the client at once. So a
+// stream of Server-Sent Events flows, until h returns or the invocation's
+// deadline.
+func StreamingHandler(h http.Handler) func(ctx context.Context, req events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	return func(ctx context.Context, req events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+		r, ok := request(ctx, req)
+		if !ok {
+			return &events.LambdaFunctionURLStreamingResponse{StatusCode: http.StatusBadRequest, Headers: badRequestHeader, Body: strings.NewReader(badRequestBody)}, nil
+		}
+		body, pw := io.Pipe()
+		w := &streamWriter{header: http.Header{}, pw: pw, started: make(chan struct{})}
+		go func() {
+			defer func() {
+				if v := recover(); v != nil {
+					logging.From(ctx).Error().Interface("panic", v).Msg("handler panicked")
+				}
+				w.start(nil)
+				pw.Close() //nolint:errcheck,gosec // closing a pipe's writer always succeeds
+			}()
+			h.ServeHTTP(w, r)
+		}()
+		select {
+		case <-w.started:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no response before the invocation ended: %w", ctx.Err())
+		}
+		headers, cookies := flatten(w.header)
+		return &events.LambdaFunctionURLStreamingResponse{StatusCode: w.code, Headers: headers, Cookies: cookies, Body: body}, nil
+	}
+}
+
+// The response to a request event that cannot be turned into a request.
+var (
+	badRequestHeader = map[string]string{"Content-Type": "text/plain; charset=utf-8"}
+	badRequestBody   = "bad request\n"
+)
+
+// request is the request of an event, with the logger of ctx given the
+// request id; an event that cannot be a request is logged, and not ok.
+func request(ctx context.Context, req events.LambdaFunctionURLRequest) (*http.Request, bool) {
+	logger := logging.From(ctx).With().Str("request_id", req.RequestContext.RequestID).Logger()
+	r, err := NewRequest(logging.Into(ctx, logger), req)
+	if err != nil {
+		logger.Warn().Err(err).Msg("function URL request refused")
+		return nil, false
+	}
+	return r, true
 }
 
 // NewRequest turns a function URL event into the *http.Request a server
@@ -135,14 +183,8 @@ func (w *responseWriter) response() events.LambdaFunctionURLResponse {
 	if code == 0 {
 		code = http.StatusOK
 	}
-	res := events.LambdaFunctionURLResponse{StatusCode: code, Headers: map[string]string{}}
-	for k, vs := range w.header {
-		if k == "Set-Cookie" {
-			res.Cookies = append(res.Cookies, vs...)
-			continue
-		}
-		res.Headers[k] = strings.Join(vs, ", ")
-	}
+	res := events.LambdaFunctionURLResponse{StatusCode: code}
+	res.Headers, res.Cookies = flatten(w.header)
 	body := w.body.Bytes()
 	if isText(w.header.Get("Content-Type")) && utf8.Valid(body) {
 		res.Body = string(body)
@@ -151,6 +193,68 @@ func (w *responseWriter) response() events.LambdaFunctionURLResponse {
 	}
 	return res
 }
+
+// flatten turns the headers of a response into a function URL's: multiple
+// values of a header are joined with ", ", and Set-Cookie headers become
+// cookies.
+func flatten(h http.Header) (map[string]string, []string) {
+	headers := map[string]string{}
+	var cookies []string
+	for k, vs := range h {
+		if k == "Set-Cookie" {
+			cookies = append(cookies, vs...)
+			continue
+		}
+		headers[k] = strings.Join(vs, ", ")
+	}
+	return headers, cookies
+}
+
+// streamWriter writes a response into the body of a streaming response.
+type streamWriter struct {
+	header  http.Header
+	code    int
+	pw      *io.PipeWriter
+	once    sync.Once
+	started chan struct{} // closed when the status and headers are known
+}
+
+func (w *streamWriter) Header() http.Header { return w.header }
+
+// WriteHeader sets the status of the response; the headers are sent with
+// it at the first write or flush.
+func (w *streamWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+// start fixes the status and headers, once: the content type is sniffed
+// from the first bytes written when h set none.
+func (w *streamWriter) start(first []byte) {
+	w.once.Do(func() {
+		if w.code == 0 {
+			w.code = http.StatusOK
+		}
+		if w.header.Get("Content-Type") == "" && len(first) > 0 {
+			w.header.Set("Content-Type", http.DetectContentType(first))
+		}
+		close(w.started)
+	})
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	w.start(p)
+	n, err := w.pw.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("failed to stream the response: %w", err)
+	}
+	return n, nil
+}
+
+// Flush sends the status and headers if they are not yet; what is written
+// is never held back.
+func (w *streamWriter) Flush() { w.start(nil) }
 
 // isText tells whether a body of this content type can travel as a JSON
 // string.

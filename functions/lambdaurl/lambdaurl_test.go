@@ -282,3 +282,70 @@ func TestWebhookBehindFunctionURL(t *testing.T) {
 		t.Errorf("got %d deploys, want 1", d.deploys)
 	}
 }
+
+// The streaming adapter sends the status and headers at the first flush,
+// and each write as it is made, while the handler goes on.
+func TestStreamingHandlerStreams(t *testing.T) {
+	next := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Add("Set-Cookie", "a=1")
+		w.WriteHeader(http.StatusAccepted)
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+		<-next
+		_, _ = io.WriteString(w, "data: one\n\n")
+		<-next
+		_, _ = io.WriteString(w, "data: two\n\n")
+	})
+	res, err := lambdaurl.StreamingHandler(h)(context.Background(), urlEvent(http.MethodGet, "/events", "", nil, "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusAccepted || res.Headers["Content-Type"] != "text/event-stream" || !slices.Equal(res.Cookies, []string{"a=1"}) {
+		t.Fatalf("response %d %v %v, want 202 text/event-stream with the cookie, before the body", res.StatusCode, res.Headers, res.Cookies)
+	}
+	for _, want := range []string{"data: one\n\n", "data: two\n\n"} {
+		next <- struct{}{}
+		buf := make([]byte, len(want))
+		if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != want {
+			t.Fatalf("read %q (%v), want %q while the handler goes on", buf, err, want)
+		}
+	}
+	if rest, err := io.ReadAll(res.Body); err != nil || len(rest) != 0 {
+		t.Errorf("after the handler returned: %q, %v; want the end of the body", rest, err)
+	}
+}
+
+// What Lambda receives is the prelude (status, headers) then the body.
+func TestStreamingHandlerWireFormat(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "<!doctype html><p>hi")
+	})
+	res, err := lambdaurl.StreamingHandler(h)(context.Background(), urlEvent(http.MethodGet, "/", "", nil, "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := io.ReadAll(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prelude, body, ok := bytes.Cut(wire, make([]byte, 8))
+	if !ok || string(body) != "<!doctype html><p>hi" || !bytes.Contains(prelude, []byte(`"statusCode":200`)) || !bytes.Contains(prelude, []byte(`text/html`)) {
+		t.Errorf("wire format %q: want a JSON prelude with status 200 and the sniffed type, 8 zero bytes, the body", wire)
+	}
+}
+
+// A handler that returns without writing gives its status, and an event
+// that is no request a 400, as the buffered adapter does.
+func TestStreamingHandlerNoBodyAndBadEvent(t *testing.T) {
+	res, err := lambdaurl.StreamingHandler(http.NotFoundHandler())(context.Background(), urlEvent(http.MethodGet, "/x", "", nil, "", false))
+	if err != nil || res.StatusCode != http.StatusNotFound {
+		t.Fatalf("not found: %v, %v", res, err)
+	}
+	res, err = lambdaurl.StreamingHandler(http.NotFoundHandler())(context.Background(), urlEvent(http.MethodPost, "/", "", nil, "%%%", true))
+	if err != nil || res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad base64 body: %v, %v; want 400", res, err)
+	}
+}

@@ -55,7 +55,12 @@ func run(ctx context.Context, listen, logLevel string) error {
 	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		// Every invocation's context derives from this one: it carries the
 		// logger to the Lambda handler.
-		lambda.StartWithOptions(lambdaurl.Handler(h), lambda.WithContext(logging.Into(ctx, logger)))
+		base := lambda.WithContext(logging.Into(ctx, logger))
+		if cfg.ResponseStreaming {
+			lambda.StartWithOptions(lambdaurl.StreamingHandler(h), base)
+		} else {
+			lambda.StartWithOptions(lambdaurl.Handler(h), base)
+		}
 		return nil
 	}
 	if listen == "" {

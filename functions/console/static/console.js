@@ -1,5 +1,6 @@
-// runboat console: keeps the pages up to date by polling the server, sends
-// the actions of the buttons, and follows a build being started.
+// runboat console: keeps the pages up to date (from the build events stream,
+// polling the server when the stream is not open), sends the actions of the
+// buttons, and follows a build being started.
 "use strict";
 
 (function () {
@@ -23,21 +24,26 @@
   }
 
   // Polling of the page body: [data-poll] holds the address of its HTML;
-  // it is replaced when it changes. Paused while the page is hidden.
+  // it is replaced when it changes. Paused while the page is hidden. While
+  // the build events stream of [data-events] is open, each event of it
+  // refreshes the body at once and the polling slows down to a safety net.
   const polled = document.querySelector("[data-poll]");
   let refresh = function () {};
   if (polled) {
     const url = polled.dataset.poll;
-    const every = parseInt(polled.dataset.pollMs, 10) || 2500;
+    const pollMs = parseInt(polled.dataset.pollMs, 10) || 2500;
+    let every = pollMs;
     let timer = 0;
     let inFlight = false;
+    let again = false; // asked for while a refresh was in flight
     // The last body received: the browser serializes innerHTML its own
     // way, so comparing with it would replace the body every time.
     let last = null;
     refresh = async function () {
       clearTimeout(timer);
-      if (inFlight) return;
+      if (inFlight) { again = true; return; }
       inFlight = true;
+      again = false;
       try {
         const r = await fetch(url, { cache: "no-store", headers: { "Accept": "text/html" } });
         if (r.ok) {
@@ -51,13 +57,25 @@
         // Offline for a moment: try again at the next tick.
       } finally {
         inFlight = false;
-        if (!document.hidden) timer = setTimeout(refresh, every);
+        if (!document.hidden) timer = setTimeout(refresh, again ? 0 : every);
       }
     };
     timer = setTimeout(refresh, every);
     document.addEventListener("visibilitychange", function () {
       if (!document.hidden) refresh();
     });
+    if (polled.dataset.events && window.EventSource) {
+      const source = new EventSource(polled.dataset.events);
+      let soon = 0;
+      source.onopen = function () { every = 30000; polled.dataset.streaming = "open"; };
+      // EventSource connects again by itself; meanwhile, poll.
+      source.onerror = function () { every = pollMs; polled.dataset.streaming = "closed"; };
+      source.onmessage = function () {
+        // A burst of events gives one refresh.
+        clearTimeout(soon);
+        soon = setTimeout(refresh, 100);
+      };
+    }
   }
 
   // Buttons: [data-action] holds the address to POST to.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/localcluster"
 )
 
 // These tests prove that the local control plane runs the real controllers
@@ -194,5 +196,39 @@ func TestServiceRangeHoldsManyServices(t *testing.T) {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("creating %d Services: %v", n, err)
+	}
+}
+
+// Pods have the logs of localcluster.ContainerLogs, read through the API
+// server; a container without one gives an error.
+func TestPodLogs(t *testing.T) {
+	t.Parallel()
+	env := e2e.New(t)
+	ctx := context.Background()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "logs"},
+		Spec: corev1.PodSpec{
+			AutomountServiceAccountToken: ptr.To(false),
+			Containers:                   []corev1.Container{{Name: "web", Image: "busybox"}, {Name: "nolog", Image: "busybox"}},
+		},
+	}
+	pods := env.Client.CoreV1().Pods(env.Namespace)
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e2e.Wait(t, "the pod to run", func(ctx context.Context) (bool, error) {
+		p, err := pods.Get(ctx, "logs", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+	got, err := pods.GetLogs("logs", &corev1.PodLogOptions{Container: "web"}).DoRaw(ctx)
+	if want := strings.Join(localcluster.ContainerLogs["web"], "\n") + "\n"; err != nil || string(got) != want {
+		t.Errorf("log of container web: %q, %v; want %q", got, err, want)
+	}
+	tail, err := pods.GetLogs("logs", &corev1.PodLogOptions{Container: "web", TailLines: ptr.To[int64](1)}).DoRaw(ctx)
+	if want := localcluster.ContainerLogs["web"][1] + "\n"; err != nil || string(tail) != want {
+		t.Errorf("last line of the log of container web: %q, %v; want %q", tail, err, want)
+	}
+	if got, err := pods.GetLogs("logs", &corev1.PodLogOptions{Container: "nolog"}).DoRaw(ctx); err == nil {
+		t.Errorf("log of a container without one: %q, want an error", got)
 	}
 }

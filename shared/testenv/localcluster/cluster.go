@@ -169,12 +169,16 @@ func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error
 	if err := os.MkdirAll(c.stateDir(), 0o755); err != nil {
 		return fmt.Errorf("failed to create the cluster folder: %w", err)
 	}
+	logs, err := writeLogs(filepath.Join(c.stateDir(), "logs"))
+	if err != nil {
+		return err
+	}
 	configFile := filepath.Join(c.stateDir(), "kwokctl.yaml")
-	if err := os.WriteFile(configFile, slices.Concat(kwokctlConfig, stages), 0o644); err != nil {
+	if err := os.WriteFile(configFile, slices.Concat(kwokctlConfig, stages, logs), 0o644); err != nil {
 		return fmt.Errorf("failed to write the kwok stages: %w", err)
 	}
 	fmt.Fprintf(log, "Starting the local cluster %q (Kubernetes %s)...\n", c.name, c.kubeVersion)
-	err := c.kwokctl(ctx, bins, log, "create", "cluster",
+	err = c.kwokctl(ctx, bins, log, "create", "cluster",
 		"--name", c.name,
 		"--runtime", "binary",
 		"--kubeconfig", c.Kubeconfig(),
@@ -221,8 +225,9 @@ func (c *Cluster) deleteCluster(ctx context.Context, bins Binaries, log io.Write
 			}
 		}
 	}
-	// kwokctl stops what it started; anything still running from this
-	// version's binaries (a crash half-way through a start) is stopped here.
+	// kwokctl stops what it started; anything still running from the
+	// cluster's copies of the binaries (a crash half-way through a start)
+	// is stopped here.
 	left, err := c.Processes()
 	if err != nil {
 		return err
@@ -239,14 +244,16 @@ func (c *Cluster) deleteCluster(ctx context.Context, bins Binaries, log io.Write
 }
 
 // Processes returns the ids of the running processes of the cluster: those
-// started from its binaries, or from the copies kwokctl makes of them.
+// started from the copies of the binaries kwokctl makes in the cluster's
+// folder. Not those of the version's own folder: kwokctl and kubectl run
+// from there, for every cluster of that version.
 func (c *Cluster) Processes() ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("failed to list processes: %w", err)
 	}
 	sep := string(filepath.Separator)
-	prefixes := []string{c.BinDir() + sep, filepath.Join(c.kwokWorkDir(), "clusters", c.name) + sep}
+	prefix := filepath.Join(c.kwokWorkDir(), "clusters", c.name) + sep
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -257,11 +264,8 @@ func (c *Cluster) Processes() ([]int, error) {
 		if err != nil {
 			continue // gone, a zombie, or not ours to read
 		}
-		for _, p := range prefixes {
-			if strings.HasPrefix(exe, p) {
-				pids = append(pids, pid)
-				break
-			}
+		if strings.HasPrefix(exe, prefix) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids, nil
