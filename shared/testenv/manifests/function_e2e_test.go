@@ -41,6 +41,7 @@ func TestE2EFunctionServiceAccountPermissions(t *testing.T) {
 
 	cases := []accessCase{
 		{ns, "apps", "deployments", "", "", "list", true},
+		{ns, "apps", "deployments", "", "", "watch", true},
 		{ns, "apps", "deployments", "", "", "create", true},
 		{ns, "apps", "deployments", "", "", "patch", true},
 		{ns, "apps", "deployments", "", "", "delete", true},
@@ -64,6 +65,7 @@ func TestE2EFunctionServiceAccountPermissions(t *testing.T) {
 		{ns, "coordination.k8s.io", "leases", "", "runboat-undeployer", "get", false},
 		{ns, "apps", "deployments", "", "", "deletecollection", false},
 		{ns, "", "services", "", "", "delete", false},
+		{ns, "batch", "jobs", "", "", "watch", false},
 		// Nothing that grants more, nothing that runs code.
 		{ns, "rbac.authorization.k8s.io", "roles", "", "", "create", false},
 		{ns, "rbac.authorization.k8s.io", "rolebindings", "", "", "create", false},

@@ -149,7 +149,8 @@ func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kubernetes
 
 // WaitForRole waits until cfg may do in ns the first verb of rule on its
 // first resource (of its first group, and first name if any): the RBAC
-// authorizer sees a new RoleBinding after a short delay.
+// authorizer sees a new RoleBinding after a short delay, and the API server
+// accepts a new token Secret's token after one too.
 func WaitForRole(ctx context.Context, cfg *rest.Config, ns string, rule rbacv1.PolicyRule) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -170,6 +171,13 @@ func WaitForRole(ctx context.Context, cfg *rest.Config, ns string, rule rbacv1.P
 	var last string
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		got, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if apierrors.IsUnauthorized(err) {
+			// A token just written in its Secret: the API server checks
+			// it against the Secret as its cache has it, which may not
+			// hold the token yet.
+			last = "token not accepted yet"
+			return false, nil
+		}
 		if err != nil {
 			return false, fmt.Errorf("failed to review the access of the ServiceAccount: %w", err)
 		}
