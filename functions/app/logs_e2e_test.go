@@ -18,32 +18,59 @@ import (
 	"github.com/rs/zerolog"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // These tests run the function's real handler (app.NewHandler) on the local
-// control plane, with the real payloads of the webhook's testdata.
+// control plane, with the real payloads of the webhook's testdata. The
+// function acts as its ServiceAccount, with only the long-lived token of
+// manifests/function; the tests' own reads and writes act as admin.
 
 const testSecret = "s3cret"
 
 // newFunction returns the function's handler acting on the test's
-// namespace, and its output: JSON lines at debug level. Read the output
-// once the handler has returned: every goroutine that logs has returned
-// with it.
+// namespace with the demo kubefiles, as the function's ServiceAccount, and
+// its output: JSON lines at debug level. Read the output once the handler
+// has returned: every goroutine that logs has returned with it.
 func newFunction(t *testing.T) (http.Handler, *e2e.Env, *bytes.Buffer) {
 	t.Helper()
-	env := e2e.New(t)
 	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "kubefiles", "demo"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFunctionWith(t, nil, kubefiles)
+}
+
+// newFunctionWith is newFunction with the function's identity installed
+// from identity (a render of manifests/function for the namespace given,
+// changed by the test; nil: manifests/function as it is), and the
+// kubefiles folder kubefiles ("": the default kubefiles, embedded).
+func newFunctionWith(t *testing.T, identity func(ns string) []*unstructured.Unstructured, kubefiles string) (http.Handler, *e2e.Env, *bytes.Buffer) {
+	t.Helper()
+	env := e2e.New(t)
+	var restConfig *rest.Config
+	if identity == nil {
+		restConfig = manifests.InstallFunction(t, env)
+	} else {
+		restConfig = manifests.InstallFunctionObjects(t, env, identity(env.Namespace))
+	}
+	build := map[string]any{"image": "busybox:1.36"}
+	if kubefiles != "" {
+		build["kubefiles_path"] = kubefiles
+	} else {
+		// The default kubefiles' PersistentVolumeClaim needs its class.
+		build["template_vars"] = map[string]string{"storageClassName": "standard"}
+	}
 	repos, err := json.Marshal([]map[string]any{{
 		"repo": "^codertocat/hello-world$", "branch": "^master$",
-		"builds": []map[string]any{{"image": "busybox:1.36", "kubefiles_path": kubefiles}},
+		"builds": []map[string]any{build},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +90,7 @@ func newFunction(t *testing.T) (http.Handler, *e2e.Env, *bytes.Buffer) {
 	}
 	out := &bytes.Buffer{}
 	logger := zerolog.New(zerolog.SyncWriter(out)).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	h, err := NewHandler(cfg, env.Config, logger)
+	h, err := NewHandler(cfg, restConfig, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +106,15 @@ func newFunction(t *testing.T) (http.Handler, *e2e.Env, *bytes.Buffer) {
 // delivers it, and checks the response code.
 func deliver(t *testing.T, h http.Handler, event, file, deliveryID string, want int) {
 	t.Helper()
+	if w := send(t, h, event, file, deliveryID); w.Code != want {
+		t.Fatalf("delivery %s of %s: %d %s, want %d", deliveryID, file, w.Code, w.Body.String(), want)
+	}
+}
+
+// send sends a payload of the webhook's testdata, signed, as GitHub
+// delivers it, and returns the answer.
+func send(t *testing.T, h http.Handler, event, file, deliveryID string) *httptest.ResponseRecorder {
+	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", file))
 	if err != nil {
 		t.Fatal(err)
@@ -92,9 +128,7 @@ func deliver(t *testing.T, h http.Handler, event, file, deliveryID string, want 
 	req.Header.Set(github.HeaderSignature, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
-	if w.Code != want {
-		t.Fatalf("delivery %s of %s: %d %s, want %d", deliveryID, file, w.Code, w.Body.String(), want)
-	}
+	return w
 }
 
 // logLine is one line of the function's output, decoded, and as written.

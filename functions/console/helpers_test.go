@@ -34,6 +34,7 @@ import (
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/ops"
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 const (
@@ -117,7 +118,9 @@ func testBuilds(t *testing.T, namespace string) config.Builds {
 }
 
 // fixture is a console on a test namespace of the local cluster, with the
-// real deployer and build operations.
+// real deployer and build operations, acting as the function's
+// ServiceAccount with only its token (the test's setup acts as admin,
+// through env).
 type fixture struct {
 	env      *e2e.Env
 	ops      *recordingOps
@@ -135,7 +138,7 @@ func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
 	t.Helper()
 	env := e2e.New(t)
 	builds := testBuilds(t, env.Namespace)
-	clients, err := kube.NewClients(env.Config)
+	clients, err := kube.NewClients(manifests.InstallFunction(t, env))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,12 +99,16 @@ func run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	jobsConfig, err := prepareNamespace(ctx, admin)
+	jobsConfig, functionConfig, err := prepareNamespace(ctx, admin)
 	if err != nil {
 		return err
 	}
 	jobsKubeconfig := filepath.Join(work, "jobs.kubeconfig")
-	if err := writeKubeconfig(jobsKubeconfig, jobsConfig); err != nil {
+	if err := writeKubeconfig(jobsKubeconfig, "runboat", jobsConfig); err != nil {
+		return err
+	}
+	functionKubeconfig := filepath.Join(work, "function.kubeconfig")
+	if err := writeKubeconfig(functionKubeconfig, "runboat-function", functionConfig); err != nil {
 		return err
 	}
 	fmt.Fprintln(opts.Out, "Building the function and the jobs...")
@@ -124,7 +128,7 @@ func run(ctx context.Context, opts Options) error {
 	logs := filepath.Join(work, "logs")
 	wg.Go(func() {
 		err := supervise(ctx, exec.Command(filepath.Join(bin, "runboat"), "--listen", Listen),
-			withEnv(env, "KUBECONFIG="+c.Kubeconfig()), filepath.Join(logs, "function.log"))
+			withEnv(env, "KUBECONFIG="+functionKubeconfig), filepath.Join(logs, "function.log"))
 		if err != nil {
 			errc <- fmt.Errorf("the function stopped: %w", err)
 		}
@@ -193,18 +197,25 @@ func Replay(ctx context.Context, root string, out io.Writer) error {
 }
 
 // prepareNamespace creates the namespace and installs the manifests in it,
-// CronJobs suspended (the jobs run here as processes), and returns the
-// configuration of the jobs' ServiceAccount.
-func prepareNamespace(ctx context.Context, admin *rest.Config) (*rest.Config, error) {
+// CronJobs suspended (the jobs run here as processes), with the function's
+// identity (manifests/function), and returns the configurations of the
+// jobs' ServiceAccount and of the function's (its long-lived token).
+func prepareNamespace(ctx context.Context, admin *rest.Config) (jobs, function *rest.Config, err error) {
 	clients, err := kube.NewClients(admin)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_, err = clients.Typed.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("failed to create the namespace %s: %w", Namespace, err)
+		return nil, nil, fmt.Errorf("failed to create the namespace %s: %w", Namespace, err)
 	}
-	return manifests.InstallInto(ctx, clients, Namespace, manifests.TestSecretData, true)
+	if jobs, err = manifests.InstallInto(ctx, clients, Namespace, manifests.TestSecretData, true); err != nil {
+		return nil, nil, err
+	}
+	if function, err = manifests.InstallFunctionInto(ctx, clients, Namespace, nil); err != nil {
+		return nil, nil, err
+	}
+	return jobs, function, nil
 }
 
 // environment is the configuration of the function and the jobs: a demo
@@ -320,15 +331,16 @@ func waitServing(ctx context.Context, errc <-chan error) error {
 	}
 }
 
-// writeKubeconfig writes a kubeconfig holding cfg's address, CA and token.
-func writeKubeconfig(path string, cfg *rest.Config) error {
+// writeKubeconfig writes a kubeconfig holding cfg's address, CA and token,
+// for the user user.
+func writeKubeconfig(path, user string, cfg *rest.Config) error {
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData, CertificateAuthority: cfg.CAFile}
-	kc.AuthInfos["runboat"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
-	kc.Contexts["runboat"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "runboat", Namespace: Namespace}
-	kc.CurrentContext = "runboat"
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "local", AuthInfo: user, Namespace: Namespace}
+	kc.CurrentContext = user
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		return fmt.Errorf("failed to write the jobs' kubeconfig: %w", err)
+		return fmt.Errorf("failed to write the kubeconfig of %s: %w", user, err)
 	}
 	return nil
 }

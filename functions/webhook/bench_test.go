@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // The webhook's cost for a new build, measured on the local API server next
@@ -54,7 +55,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func BenchmarkWebhookNewBuild(b *testing.B) {
 	env := e2e.New(b)
 	builds := testBuilds(b, env.Namespace)
-	d := newDeployer(b, env.Config, builds)
+	d := newDeployer(b, manifests.InstallFunction(b, env), builds)
 	f := newFixture(b, func(o *Options) { o.Deployer = d; o.Supported = builds.Supported })
 	template := payload(b, "push.branch")
 	deps := env.Client.AppsV1().Deployments(env.Namespace)

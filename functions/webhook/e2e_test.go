@@ -21,10 +21,12 @@ import (
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // These tests send real GitHub payloads through the handler to a real
-// deployer on the local control plane.
+// deployer on the local control plane. The deployer acts as the function's
+// ServiceAccount, with only its token; the assertions read as admin.
 
 const testDomain = "builds.example.org"
 
@@ -70,7 +72,7 @@ func newE2E(t *testing.T) *e2eFixture {
 	t.Helper()
 	env := e2e.New(t)
 	builds := testBuilds(t, env.Namespace)
-	d := newDeployer(t, env.Config, builds)
+	d := newDeployer(t, manifests.InstallFunction(t, env), builds)
 	f := newFixture(t, func(o *Options) {
 		o.Deployer = d
 		o.Supported = builds.Supported
@@ -310,8 +312,9 @@ func TestE2EAPIServerFailureIs5xx(t *testing.T) {
 	}{
 		// Nothing listens there.
 		"unreachable": {cfg: &rest.Config{Host: "https://127.0.0.1:1", Timeout: 2 * time.Second}, namespace: env.Namespace},
-		// The API server refuses: the namespace does not exist.
-		"refused": {cfg: env.Config, namespace: "no-such-namespace-" + strings.ToLower(fmt.Sprint(time.Now().UnixNano()))},
+		// The API server refuses: the function may do nothing in that
+		// namespace (which does not even exist).
+		"refused": {cfg: manifests.InstallFunction(t, env), namespace: "no-such-namespace-" + strings.ToLower(fmt.Sprint(time.Now().UnixNano()))},
 	} {
 		t.Run(name, func(t *testing.T) {
 			builds := testBuilds(t, tc.namespace)

@@ -3,12 +3,14 @@ package manifests
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -47,13 +49,22 @@ const tokenLifetime = 2 * time.Hour
 // force.
 func Install(t testing.TB, env *e2e.Env) *rest.Config {
 	t.Helper()
+	return installAsAdmin(t, env, func(ctx context.Context, admin *kube.Clients) (*rest.Config, error) {
+		return InstallInto(ctx, admin, env.Namespace, TestSecretData, true)
+	})
+}
+
+// installAsAdmin runs install with the admin clients of env and a deadline,
+// and fails the test on error.
+func installAsAdmin(t testing.TB, env *e2e.Env, install func(context.Context, *kube.Clients) (*rest.Config, error)) *rest.Config {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	admin, err := kube.NewClients(env.Config)
 	if err != nil {
 		t.Fatalf("manifests: %v", err)
 	}
-	cfg, err := InstallInto(ctx, admin, env.Namespace, TestSecretData, true)
+	cfg, err := install(ctx, admin)
 	if err != nil {
 		t.Fatalf("manifests: %v", err)
 	}
@@ -88,7 +99,7 @@ func InstallInto(ctx context.Context, admin *kube.Clients, ns string, secretData
 	if err != nil {
 		return nil, err
 	}
-	if err := waitForRBAC(ctx, cfg, ns); err != nil {
+	if err := WaitForRole(ctx, cfg, ns, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}}); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -136,23 +147,37 @@ func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kube.Inter
 	return cfg, nil
 }
 
-// waitForRBAC waits until cfg may list Deployments in ns: the RBAC
-// authorizer sees a new RoleBinding after a short delay.
-func waitForRBAC(ctx context.Context, cfg *rest.Config, ns string) error {
+// WaitForRole waits until cfg may do in ns the first verb of rule on its
+// first resource (of its first group, and first name if any): the RBAC
+// authorizer sees a new RoleBinding after a short delay, and the API server
+// accepts a new token Secret's token after one too.
+func WaitForRole(ctx context.Context, cfg *rest.Config, ns string, rule rbacv1.PolicyRule) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("failed to create a client of the ServiceAccount: %w", err)
 	}
+	resource, sub, _ := strings.Cut(rule.Resources[0], "/")
+	var name string
+	if len(rule.ResourceNames) > 0 {
+		name = rule.ResourceNames[0]
+	}
 	review := &authorizationv1.SelfSubjectAccessReview{
 		Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: ns, Verb: "list", Group: "apps", Resource: "deployments",
+				Namespace: ns, Verb: rule.Verbs[0], Group: rule.APIGroups[0], Resource: resource, Subresource: sub, Name: name,
 			},
 		},
 	}
 	var last string
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		got, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if apierrors.IsUnauthorized(err) {
+			// A token just written in its Secret: the API server checks
+			// it against the Secret as its cache has it, which may not
+			// hold the token yet.
+			last = "token not accepted yet"
+			return false, nil
+		}
 		if err != nil {
 			return false, fmt.Errorf("failed to review the access of the ServiceAccount: %w", err)
 		}

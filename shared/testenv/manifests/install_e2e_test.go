@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
@@ -122,86 +119,58 @@ func TestE2EServiceAccountPermissions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	saCfg := manifests.Install(t, env)
-	if saCfg.CertData != nil || saCfg.KeyData != nil || saCfg.CertFile != "" || saCfg.BearerToken == "" {
-		t.Fatal("the ServiceAccount's configuration must hold its token and no client certificate")
-	}
-	sa, err := kubernetes.NewForConfig(saCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sa := tokenClient(t, saCfg)
 	ns := env.Namespace
 
-	// Who the API server sees.
-	who, err := sa.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "system:serviceaccount:" + ns + ":" + manifests.ServiceAccount; who.Status.UserInfo.Username != want {
-		t.Fatalf("acting as %q, want %q", who.Status.UserInfo.Username, want)
-	}
+	expectUser(ctx, t, sa, "system:serviceaccount:"+ns+":"+manifests.ServiceAccount)
 
-	cases := []struct {
-		namespace, group, resource, subresource, verb string
-		allowed                                       bool
-	}{
-		{ns, "apps", "deployments", "", "list", true},
-		{ns, "apps", "deployments", "", "watch", true},
-		{ns, "apps", "deployments", "", "patch", true},
-		{ns, "apps", "deployments", "", "delete", true},
-		{ns, "apps", "deployments", "", "deletecollection", true},
-		{ns, "batch", "jobs", "", "create", true},
-		{ns, "batch", "jobs", "", "deletecollection", true},
-		{ns, "", "pods", "", "list", true},
-		{ns, "", "pods", "", "deletecollection", true},
-		{ns, "", "pods", "log", "get", true},
-		{ns, "", "configmaps", "", "create", true},
-		{ns, "", "secrets", "", "patch", true},
-		{ns, "", "persistentvolumeclaims", "", "delete", true},
-		{ns, "networking.k8s.io", "ingresses", "", "create", true},
-		{ns, "coordination.k8s.io", "leases", "", "create", true},
-		{ns, "coordination.k8s.io", "leases", "", "update", true},
-		{ns, "events.k8s.io", "events", "", "create", true},
+	cases := []accessCase{
+		{ns, "apps", "deployments", "", "", "list", true},
+		{ns, "apps", "deployments", "", "", "watch", true},
+		{ns, "apps", "deployments", "", "", "patch", true},
+		{ns, "apps", "deployments", "", "", "delete", true},
+		{ns, "apps", "deployments", "", "", "deletecollection", true},
+		{ns, "batch", "jobs", "", "", "create", true},
+		{ns, "batch", "jobs", "", "", "deletecollection", true},
+		{ns, "", "pods", "", "", "list", true},
+		{ns, "", "pods", "", "", "deletecollection", true},
+		{ns, "", "pods", "log", "", "get", true},
+		{ns, "", "configmaps", "", "", "create", true},
+		{ns, "", "secrets", "", "", "patch", true},
+		{ns, "", "persistentvolumeclaims", "", "", "delete", true},
+		{ns, "networking.k8s.io", "ingresses", "", "", "create", true},
+		{ns, "coordination.k8s.io", "leases", "", "", "create", true},
+		{ns, "coordination.k8s.io", "leases", "", "", "update", true},
+		{ns, "events.k8s.io", "events", "", "", "create", true},
 		// Builds are created by the webhook function, pods by the Job
 		// controller.
-		{ns, "apps", "deployments", "", "create", false},
-		{ns, "", "pods", "", "create", false},
-		{ns, "", "pods", "exec", "create", false},
+		{ns, "apps", "deployments", "", "", "create", false},
+		{ns, "", "pods", "", "", "create", false},
+		{ns, "", "pods", "exec", "", "create", false},
 		// Nothing that grants more.
-		{ns, "rbac.authorization.k8s.io", "roles", "", "create", false},
-		{ns, "rbac.authorization.k8s.io", "roles", "", "escalate", false},
-		{ns, "rbac.authorization.k8s.io", "rolebindings", "", "create", false},
-		{ns, "rbac.authorization.k8s.io", "rolebindings", "", "patch", false},
-		{ns, "", "serviceaccounts", "", "create", false},
-		{ns, "", "serviceaccounts", "token", "create", false},
-		{ns, "", "serviceaccounts", "", "impersonate", false},
-		{ns, "batch", "cronjobs", "", "patch", false},
+		{ns, "rbac.authorization.k8s.io", "roles", "", "", "create", false},
+		{ns, "rbac.authorization.k8s.io", "roles", "", "", "escalate", false},
+		{ns, "rbac.authorization.k8s.io", "rolebindings", "", "", "create", false},
+		{ns, "rbac.authorization.k8s.io", "rolebindings", "", "", "patch", false},
+		{ns, "", "serviceaccounts", "", "", "create", false},
+		{ns, "", "serviceaccounts", "token", "", "create", false},
+		{ns, "", "serviceaccounts", "", "", "impersonate", false},
+		{ns, "batch", "cronjobs", "", "", "patch", false},
 		// Nothing elsewhere.
-		{"default", "", "secrets", "", "list", false},
-		{"default", "apps", "deployments", "", "list", false},
-		{"", "", "namespaces", "", "list", false},
-		{"", "", "secrets", "", "list", false},
+		{"default", "", "secrets", "", "", "list", false},
+		{"default", "apps", "deployments", "", "", "list", false},
+		{"", "", "namespaces", "", "", "list", false},
+		{"", "", "secrets", "", "", "list", false},
 	}
-	for _, c := range cases {
-		review, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: c.namespace, Group: c.group, Resource: c.resource, Subresource: c.subresource, Verb: c.verb,
-			}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if review.Status.Allowed != c.allowed {
-			t.Errorf("%s %s/%s (group %q) in namespace %q: allowed %v, want %v",
-				c.verb, c.resource, c.subresource, c.group, c.namespace, review.Status.Allowed, c.allowed)
-		}
-	}
+	checkAccess(ctx, t, sa, cases)
 
 	// Real requests, as the jobs make them.
 	if _, err := sa.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "runboat/build", Limit: 500}); err != nil {
 		t.Errorf("listing builds: %v", err)
 	}
 	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "runboat-initializer"}}
-	if lease, err = sa.CoordinationV1().Leases(ns).Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+	lease, err := sa.CoordinationV1().Leases(ns).Create(ctx, lease, metav1.CreateOptions{})
+	if err != nil {
 		t.Errorf("creating a Lease: %v", err)
 	} else {
 		lease.Spec.HolderIdentity = ptr.To("initializer-1")

@@ -29,8 +29,9 @@ const (
 	readmeNamespace      = "runboat-builds"
 )
 
-// readmeYAMLBlocks returns the ```yaml blocks of the README, unindented.
-func readmeYAMLBlocks(t *testing.T, dir string) []string {
+// readmeBlocks returns the fenced blocks of the README in the language
+// lang ("yaml", "sh"), unindented.
+func readmeBlocks(t *testing.T, dir, lang string) []string {
 	t.Helper()
 	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
 	if err != nil {
@@ -46,7 +47,7 @@ func readmeYAMLBlocks(t *testing.T, dir string) []string {
 		line = strings.TrimRight(line, "\r\n")
 		trimmed := strings.TrimLeft(line, " ")
 		switch {
-		case !in && trimmed == "```yaml":
+		case !in && trimmed == "```"+lang:
 			in, cur, indent = true, nil, line[:len(line)-len(trimmed)]
 		case in && trimmed == "```":
 			in = false
@@ -56,6 +57,17 @@ func readmeYAMLBlocks(t *testing.T, dir string) []string {
 		}
 	}
 	return blocks
+}
+
+// readmeBlock returns the README's block in lang whose first line is first.
+func readmeBlock(t *testing.T, dir, lang, first string) (string, bool) {
+	t.Helper()
+	for _, b := range readmeBlocks(t, dir, lang) {
+		if line, _, _ := strings.Cut(b, "\n"); line == first {
+			return b, true
+		}
+	}
+	return "", false
 }
 
 // writeREADMEOverlay writes the README's example overlay, its extra patches
@@ -69,7 +81,7 @@ func writeREADMEOverlay(t *testing.T, ns string) string {
 	}
 	files := map[string]string{}
 	var morePatches []types.Patch
-	for _, b := range readmeYAMLBlocks(t, dir) {
+	for _, b := range readmeBlocks(t, dir, "yaml") {
 		first, _, _ := strings.Cut(b, "\n")
 		switch {
 		case strings.HasPrefix(first, overlayPatchesMarker):

@@ -1,8 +1,10 @@
 // Package manifests renders the kustomize base of the project's manifests/
 // folder (what installs the jobs in a namespace: ServiceAccount, Role,
-// RoleBinding, configuration and CronJobs), and installs it in a test
-// namespace of the local cluster, so that end-to-end tests can act as the
-// jobs' ServiceAccount.
+// RoleBinding, configuration and CronJobs) and its function/ folder (the
+// webhook function's ServiceAccount, Role, RoleBinding and token Secret),
+// and installs them in a test namespace of the local cluster, so that
+// end-to-end tests can act as the jobs' ServiceAccount and as the
+// function's.
 package manifests
 
 import (
