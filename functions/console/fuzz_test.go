@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net/url"
 	"testing"
 
@@ -21,7 +22,7 @@ func FuzzFilter(f *testing.F) {
 		}
 		flt, err := parseFilter(q, true)
 		if err != nil {
-			if _, ok := err.(*badRequestError); !ok {
+			if _, ok := errors.AsType[*badRequestError](err); !ok {
 				t.Fatalf("%q: error %v is not a bad request", query, err)
 			}
 			return

@@ -104,7 +104,9 @@ func TestOddDeliveries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(o *Options) {
-				o.Supported = func(repo, branch string) bool { return repo == testRepo && (branch == "master" || strings.HasPrefix(branch, "odd")) }
+				o.Supported = func(repo, branch string) bool {
+					return repo == testRepo && (branch == "master" || strings.HasPrefix(branch, "odd"))
+				}
 			})
 			r := delivery("push", tc.body)
 			if tc.change != nil {

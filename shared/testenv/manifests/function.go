@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"runboat.dev/shared/kube"
@@ -161,7 +160,7 @@ func findRole(objs []*unstructured.Unstructured, name string) (*rbacv1.Role, err
 // waitForToken waits until the token controller has filled the token
 // Secret ns/name, and returns it. A Secret the controller deleted (it had
 // not seen the ServiceAccount yet) is made again with recreate.
-func waitForToken(ctx context.Context, cs kubernetes.Interface, ns, name string, recreate func(context.Context) error) (*corev1.Secret, error) {
+func waitForToken(ctx context.Context, cs kube.Interface, ns, name string, recreate func(context.Context) error) (*corev1.Secret, error) {
 	var secret *corev1.Secret
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
