@@ -104,26 +104,32 @@ func TestRenderGolden(t *testing.T) {
 				if name == "demo" {
 					vars.Image = "docker.io/library/busybox:1.37"
 				}
-				got := toYAML(t, mustRender(t, fsys, mode, vars))
-				golden := filepath.Join("testdata", "golden", name+"-"+string(mode)+".yaml")
-				if *update {
-					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(golden, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./kubefiles/ -update to create it)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("rendered %s differs from %s (run go test ./kubefiles/ -update after checking the change):\n%s",
-						mode, golden, lineDiff(string(want), string(got)))
-				}
+				checkGolden(t, name+"-"+string(mode), toYAML(t, mustRender(t, fsys, mode, vars)))
 			})
 		}
+	}
+}
+
+// checkGolden compares a render with its golden file,
+// testdata/golden/<name>.yaml, first rewriting it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", "golden", name+".yaml")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./render/ -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("render differs from %s (run go test ./render/ -update after checking the change):\n%s",
+			golden, lineDiff(string(want), string(got)))
 	}
 }
 
