@@ -304,3 +304,39 @@ func TestRenderJinjaLiteralLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderJinjaAccepted renders what a template may do with values: a
+// filter that leaves one as it is, a missing template var (empty), an image
+// with a registry port.
+func TestRenderJinjaAccepted(t *testing.T) {
+	tmpl := string(jinjaKubefiles(t, nil)[JinjaKustomizationFile].Data)
+	tmpl = strings.Replace(tmpl, "namespace: {{ namespace }}", "namespace: {{ namespace | trim }}", 1)
+	tmpl = strings.Replace(tmpl, "commonAnnotations:\n", "commonAnnotations:\n  example.org/missing: \"{{ build_template_vars[\"nope\"] }}\"\n", 1)
+	vars := testVars(t)
+	vars.Image = "registry.example.org:5000/app:1.0" // cut at the port by runboat's split
+	objs := mustRender(t, jinjaKubefiles(t, map[string]string{JinjaKustomizationFile: tmpl}), ModeCleanup, vars)
+	checkJinjaContract(t, objs, ModeCleanup, vars)
+	job := find(t, objs, "Job", vars.Name+"-cleanup")
+	containers, _, _ := unstructured.NestedSlice(job.Object, "spec", "template", "spec", "containers")
+	if got := containers[0].(map[string]any)["image"]; got != vars.Image {
+		t.Errorf("image %q, want %q", got, vars.Image)
+	}
+	if got, ok := objs[0].GetAnnotations()["example.org/missing"]; !ok || got != "" {
+		t.Errorf("annotation of a missing template var %q (present %v), want empty", got, ok)
+	}
+}
+
+func TestSplitImageLikeRunboat(t *testing.T) {
+	for image, want := range map[string][2]string{
+		"ghcr.io/oca/oca-ci:py3.10-odoo16.0": {"ghcr.io/oca/oca-ci", "py3.10-odoo16.0"},
+		"busybox":                            {"busybox", "latest"},
+		"busybox:":                           {"busybox", "latest"},
+		// Cut at the first colon, as runboat: kustomize puts name:tag
+		// together again.
+		"registry:5000/app:1.0": {"registry", "5000/app:1.0"},
+	} {
+		if name, tag := splitImageLikeRunboat(image); name != want[0] || tag != want[1] {
+			t.Errorf("splitImageLikeRunboat(%q) = %q, %q; want %q, %q", image, name, tag, want[0], want[1])
+		}
+	}
+}
