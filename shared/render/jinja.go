@@ -134,9 +134,13 @@ func checkJinjaValues(vars Vars) error {
 	}
 	check("the target branch", vars.TargetBranch)
 	check("the repo", vars.Repo)
-	for what, m := range map[string]map[string]string{"env": vars.Env, "secret env": vars.SecretEnv, "template var": vars.TemplateVars} {
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			check(fmt.Sprintf("%s %q", what, k), m[k])
+	for _, m := range []struct {
+		what   string
+		values map[string]string
+	}{{"env", vars.Env}, {"secret env", vars.SecretEnv}, {"template var", vars.TemplateVars}} {
+		// The key only: a secret is never shown.
+		for _, k := range slices.Sorted(maps.Keys(m.values)) {
+			check(fmt.Sprintf("%s %q", m.what, k), m.values[k])
 		}
 	}
 	return errors.Join(errs...)
@@ -260,11 +264,11 @@ func (v *jinjaValues) render(p string, src []byte, kustomization bool) ([]byte, 
 	for _, doc := range docs {
 		if kustomization {
 			if err := v.substituteInlinePatches(doc); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("in the rendered template: %w", err)
 			}
 		}
 		if err := v.substitute(doc); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("in the rendered template: %w", err)
 		}
 	}
 	out, err := encodeYAML(docs)
