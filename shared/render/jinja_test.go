@@ -313,6 +313,7 @@ func TestRenderJinjaAccepted(t *testing.T) {
 	tmpl := string(jinjaKubefiles(t, nil)[JinjaKustomizationFile].Data)
 	tmpl = strings.Replace(tmpl, "namespace: {{ namespace }}", "namespace: {{ namespace | trim }}", 1)
 	tmpl = strings.Replace(tmpl, "commonAnnotations:\n", "commonAnnotations:\n  example.org/missing: \"{{ build_template_vars[\"nope\"] }}\"\n", 1)
+	tmpl = strings.Replace(tmpl, "commonAnnotations:\n", "commonAnnotations:\n  example.org/has-storage: \"{{ 'storageClassName' in build_template_vars }}\"\n", 1)
 	vars := testVars(t)
 	vars.Image = "registry.example.org:5000/app:1.0" // cut at the port by runboat's split
 	objs := mustRender(t, jinjaKubefiles(t, map[string]string{JinjaKustomizationFile: tmpl}), ModeCleanup, vars)
@@ -324,6 +325,9 @@ func TestRenderJinjaAccepted(t *testing.T) {
 	}
 	if got, ok := objs[0].GetAnnotations()["example.org/missing"]; !ok || got != "" {
 		t.Errorf("annotation of a missing template var %q (present %v), want empty", got, ok)
+	}
+	if got := objs[0].GetAnnotations()["example.org/has-storage"]; got != "True" {
+		t.Errorf("annotation of a test of a template var name %q, want True", got)
 	}
 }
 
