@@ -862,7 +862,13 @@ func secretData(s *unstructured.Unstructured) (map[string]string, error) {
 // instance may; run with -race to check that kustomize's global state is
 // guarded.
 func TestRenderConcurrent(t *testing.T) {
-	fsys := defaultKubefiles(t, "odoo")
+	t.Run("odoo", func(t *testing.T) { checkConcurrentRenders(t, defaultKubefiles(t, "odoo")) })
+	t.Run("runboat-format", func(t *testing.T) { checkConcurrentRenders(t, os.DirFS(jinjaKubefilesDir)) })
+}
+
+// checkConcurrentRenders renders the deployment mode of fsys four times at
+// once: the same objects as a render alone.
+func checkConcurrentRenders(t *testing.T, fsys fs.FS) {
 	vars := testVars(t)
 	want := toYAML(t, mustRender(t, fsys, ModeDeployment, vars))
 	var wg sync.WaitGroup
