@@ -49,10 +49,17 @@ func demoKubefiles(t testing.TB) string {
 // its branches, the demo kubefiles.
 func testBuilds(t testing.TB, namespace string) config.Builds {
 	t.Helper()
-	rule, err := config.NewRepoRule("^codertocat/hello-world$", "^(master|feature/x)$", config.BuildSettings{
+	return testBuildsWith(t, namespace, config.BuildSettings{
 		Image:         "busybox:1.36",
 		KubefilesPath: demoKubefiles(t),
 	})
+}
+
+// testBuildsWith is the configuration of the tests with the build settings
+// bs.
+func testBuildsWith(t testing.TB, namespace string, bs config.BuildSettings) config.Builds {
+	t.Helper()
+	rule, err := config.NewRepoRule("^codertocat/hello-world$", "^(master|feature/x)$", bs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +77,19 @@ func newDeployer(t testing.TB, cfg *rest.Config, builds config.Builds) *deploy.D
 
 func newE2E(t *testing.T) *e2eFixture {
 	t.Helper()
+	return newE2EWith(t, func(namespace string) config.Builds { return testBuilds(t, namespace) })
+}
+
+// newE2EWith is newE2E with the configuration builds makes for the test's
+// namespace.
+func newE2EWith(t *testing.T, builds func(namespace string) config.Builds) *e2eFixture {
+	t.Helper()
 	env := e2e.New(t)
-	builds := testBuilds(t, env.Namespace)
-	d := newDeployer(t, manifests.InstallFunction(t, env), builds)
+	b := builds(env.Namespace)
+	d := newDeployer(t, manifests.InstallFunction(t, env), b)
 	f := newFixture(t, func(o *Options) {
 		o.Deployer = d
-		o.Supported = builds.Supported
+		o.Supported = b.Supported
 	})
 	return &e2eFixture{fixture: f, env: env}
 }

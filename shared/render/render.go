@@ -73,6 +73,10 @@ func HasMode(fsys fs.FS, mode Mode) (bool, error) {
 	if !mode.Valid() {
 		return false, fmt.Errorf("unknown kubefiles mode %q", mode)
 	}
+	if jinja, err := isJinjaFolder(fsys); err != nil || jinja {
+		// runboat's template renders every mode.
+		return jinja, err
+	}
 	_, found, err := modeKustomizationFile(fsys, mode)
 	return found, err
 }
@@ -156,27 +160,24 @@ func render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, err
 	if err := vars.validate(mode); err != nil {
 		return nil, fmt.Errorf("invalid build variables: %w", err)
 	}
-	kustFile, found, err := modeKustomizationFile(fsys, mode)
+	jinja, err := isJinjaFolder(fsys)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return nil, fmt.Errorf("%w: no folder %q in the kubefiles folder", ErrModeNotFound, string(mode))
-	}
-	isComponent, err := readIsComponent(fsys, kustFile)
-	if err != nil {
-		return nil, err
-	}
-	templateVars, err := mergeTemplateVars(fsys, vars.TemplateVars)
-	if err != nil {
-		return nil, err
-	}
-
 	mem := filesys.MakeFsInMemory()
 	if err := kustomize.CopyFS(fsys, mem, kubefilesRoot); err != nil {
 		return nil, err
 	}
-	if err := writeOverlay(mem, mode, vars, templateVars, isComponent); err != nil {
+	var base overlayBase
+	if jinja {
+		base, err = jinjaBase(fsys, mem, mode, vars)
+	} else {
+		base, err = modeBase(fsys, mode, vars)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := writeOverlay(mem, mode, vars, base); err != nil {
 		return nil, err
 	}
 	objs, err := kustomize.Build(mem, overlayRoot)
@@ -188,6 +189,46 @@ func render(fsys fs.FS, mode Mode, vars Vars) ([]*unstructured.Unstructured, err
 	}
 	sortObjects(objs)
 	return objs, nil
+}
+
+// overlayBase is what the overlay is made over.
+type overlayBase struct {
+	// dir is the base's folder, relative to the overlay's.
+	dir string
+	// component tells whether the base is a Component rather than a
+	// Kustomization.
+	component bool
+	// templateVars are the template vars of the build variables ConfigMap.
+	templateVars map[string]string
+	// ownNames tells that the base names its objects itself, with the build
+	// name, and makes its own env (runboat's format): the overlay adds no name
+	// prefix and none of its objects.
+	ownNames bool
+}
+
+// modeBase returns the mode folder of the kubefiles folder fsys (this
+// project's layout) as the base of the overlay.
+func modeBase(fsys fs.FS, mode Mode, vars Vars) (overlayBase, error) {
+	kustFile, found, err := modeKustomizationFile(fsys, mode)
+	if err != nil {
+		return overlayBase{}, err
+	}
+	if !found {
+		return overlayBase{}, fmt.Errorf("%w: no folder %q in the kubefiles folder", ErrModeNotFound, string(mode))
+	}
+	isComponent, err := readIsComponent(fsys, kustFile)
+	if err != nil {
+		return overlayBase{}, err
+	}
+	templateVars, err := mergeTemplateVars(fsys, vars.TemplateVars)
+	if err != nil {
+		return overlayBase{}, err
+	}
+	return overlayBase{
+		dir:          path.Join("..", path.Base(kubefilesRoot), string(mode)),
+		component:    isComponent,
+		templateVars: templateVars,
+	}, nil
 }
 
 // readIsComponent reports whether the kustomization file is a kustomize
@@ -254,7 +295,7 @@ func mergeTemplateVars(fsys fs.FS, vars map[string]string) (map[string]string, e
 
 // writeOverlay writes the overlay kustomization over mode, and the objects it
 // adds, into mem under overlayRoot.
-func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map[string]string, modeIsComponent bool) error {
+func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, base overlayBase) error {
 	if err := mem.MkdirAll(overlayRoot); err != nil {
 		return fmt.Errorf("failed to create the overlay folder: %w", err)
 	}
@@ -262,7 +303,7 @@ func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map
 		file string
 		obj  runtime.Object
 	}{
-		{"runboat-vars.json", varsConfigMap(vars, templateVars)},
+		{"runboat-vars.json", varsConfigMap(vars, base.templateVars)},
 		{"runboat-env.json", &corev1.ConfigMap{
 			TypeMeta:   typeMeta("ConfigMap"),
 			ObjectMeta: objectMeta(EnvConfigMap),
@@ -270,9 +311,12 @@ func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map
 		}},
 		{"runboat-secret-env.json", secretEnv(vars.SecretEnv)},
 	}
-	kust, err := overlayKustomization(mode, vars, modeIsComponent)
+	kust, err := overlayKustomization(mode, vars, base)
 	if err != nil {
 		return err
+	}
+	if base.ownNames {
+		generated = nil
 	}
 	for _, g := range generated {
 		b, err := marshalObject(g.obj)
@@ -296,8 +340,7 @@ func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, templateVars map
 
 // overlayKustomization is the overlay over the mode folder, without the
 // generated objects (writeOverlay adds them to its resources).
-func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) (*types.Kustomization, error) {
-	modeDir := path.Join("..", path.Base(kubefilesRoot), string(mode))
+func overlayKustomization(mode Mode, vars Vars, base overlayBase) (*types.Kustomization, error) {
 	img, err := parseImage(vars.Image)
 	if err != nil {
 		return nil, fmt.Errorf("invalid image: %w", err)
@@ -325,12 +368,15 @@ func overlayKustomization(mode Mode, vars Vars, modeIsComponent bool) (*types.Ku
 			Digest:  img.Digest,
 		}},
 	}
-	if modeIsComponent {
+	if base.component {
 		// A component is applied to the overlay's objects, so its
 		// replacements see the build variables ConfigMap.
-		k.Components = []string{modeDir}
+		k.Components = []string{base.dir}
 	} else {
-		k.Resources = []string{modeDir}
+		k.Resources = []string{base.dir}
+	}
+	if base.ownNames {
+		k.NamePrefix = ""
 	}
 	if mode == ModeDeployment {
 		p, err := deploymentPatch(vars)

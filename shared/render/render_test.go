@@ -104,26 +104,32 @@ func TestRenderGolden(t *testing.T) {
 				if name == "demo" {
 					vars.Image = "docker.io/library/busybox:1.37"
 				}
-				got := toYAML(t, mustRender(t, fsys, mode, vars))
-				golden := filepath.Join("testdata", "golden", name+"-"+string(mode)+".yaml")
-				if *update {
-					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(golden, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./kubefiles/ -update to create it)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("rendered %s differs from %s (run go test ./kubefiles/ -update after checking the change):\n%s",
-						mode, golden, lineDiff(string(want), string(got)))
-				}
+				checkGolden(t, name+"-"+string(mode), toYAML(t, mustRender(t, fsys, mode, vars)))
 			})
 		}
+	}
+}
+
+// checkGolden compares a render with its golden file,
+// testdata/golden/<name>.yaml, first rewriting it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", "golden", name+".yaml")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./render/ -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("render differs from %s (run go test ./render/ -update after checking the change):\n%s",
+			golden, lineDiff(string(want), string(got)))
 	}
 }
 
@@ -856,7 +862,13 @@ func secretData(s *unstructured.Unstructured) (map[string]string, error) {
 // instance may; run with -race to check that kustomize's global state is
 // guarded.
 func TestRenderConcurrent(t *testing.T) {
-	fsys := defaultKubefiles(t, "odoo")
+	t.Run("odoo", func(t *testing.T) { checkConcurrentRenders(t, defaultKubefiles(t, "odoo")) })
+	t.Run("runboat-format", func(t *testing.T) { checkConcurrentRenders(t, os.DirFS(jinjaKubefilesDir)) })
+}
+
+// checkConcurrentRenders renders the deployment mode of fsys four times at
+// once: the same objects as a render alone.
+func checkConcurrentRenders(t *testing.T, fsys fs.FS) {
 	vars := testVars(t)
 	want := toYAML(t, mustRender(t, fsys, ModeDeployment, vars))
 	var wg sync.WaitGroup

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -eu
+echo "dropping database $APP_DATABASE"

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -eu
+echo "creating database $APP_DATABASE"
