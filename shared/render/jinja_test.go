@@ -1,6 +1,8 @@
 package render
 
 import (
+	"github.com/ardanlabs/jinja"
+
 	"io/fs"
 	"maps"
 	"os"
@@ -227,7 +229,7 @@ func TestRenderJinjaInvalid(t *testing.T) {
 	}{
 		{"syntax error", withKust("{%- endif %}", "{%- endfor %}"), []string{kust, "invalid Jinja template"}},
 		{"unknown filter", withKust(`"{{ build_name }}-"`, `"{{ build_name | nosuchfilter }}-"`), []string{kust, "nosuchfilter"}},
-		{"include", withKust("namespace:", "{% include 'other.yaml' %}\nnamespace:"), []string{kust, "may not include"}},
+		{"include", withKust("namespace:", "{% include 'other.yaml' %}\nnamespace:"), []string{kust, `unknown statement "include"`}},
 		{"missing resource", withKust("- cleanup.yaml", "- missing.yaml"), []string{"missing.yaml"}},
 		{"no template", map[string]string{kust: ""}, []string{"kubefiles mode not found", `no folder "cleanup"`}},
 		{"value in a key", withKust("namespace:", "{{ build_name }}: x\nnamespace:"), []string{kust, "mapping key"}},
@@ -342,6 +344,28 @@ func TestSplitImageLikeRunboat(t *testing.T) {
 	} {
 		if name, tag := splitImageLikeRunboat(image); name != want[0] || tag != want[1] {
 			t.Errorf("splitImageLikeRunboat(%q) = %q, %q; want %q, %q", image, name, tag, want[0], want[1])
+		}
+	}
+}
+
+// jinja2Defaults undoes the engine's trim_blocks and lstrip_blocks: block
+// and comment tags keep the newline after them and the indentation before
+// them, as under jinja2.Template; their "-" still trims.
+func TestJinja2Defaults(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"a:\n  {% if x %}\n  - b\n  {% endif %}\nc: d\n", "a:\n  \n  - b\n  \nc: d\n"},
+		{"a:\n  {%- if x %}\n  - b\n  {%- endif %}\nc: d\n", "a:\n  - b\nc: d\n"},
+		{"{# it's a comment #}\nx: {{ '%}' }}\n", "\nx: %}\n"},
+		{"{#- note -#}\nx: 1\n  {% if x -%}\n  y\n{% endif %}", "x: 1\n  y\n"},
+		{"k: {% for i in [1, 2] %}{{ i }}{% endfor %}\nz: 1", "k: 12\nz: 1"},
+	} {
+		tpl, err := jinja.Compile(jinja2Defaults(tc.src))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		got, err := tpl.Render(map[string]any{"x": true})
+		if err != nil || got != tc.want {
+			t.Errorf("%q renders as %q (%v), want %q as jinja2.Template gives", tc.src, got, err, tc.want)
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -130,8 +132,8 @@ type emulator struct {
 }
 
 // startEmulator runs bootstrap under the emulator with the function's
-// configuration for the namespace of env.
-func startEmulator(t *testing.T, bootstrap string, env *e2e.Env) *emulator {
+// configuration for the namespace of env, and the variables of extraEnv.
+func startEmulator(t *testing.T, bootstrap string, env *e2e.Env, extraEnv ...string) *emulator {
 	t.Helper()
 	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "..", "kubefiles", "demo"))
 	if err != nil {
@@ -164,6 +166,7 @@ func startEmulator(t *testing.T, bootstrap string, env *e2e.Env) *emulator {
 		"RUNBOAT_API_ADMIN_USER=admin",
 		"RUNBOAT_API_ADMIN_PASSWD=pw",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	out := &syncWriter{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -342,4 +345,81 @@ func TestUnderLambdaRuntimeEmulator(t *testing.T) {
 		!strings.Contains(res.Body, "<!doctype html>") || !strings.Contains(res.Body, fmt.Sprintf("data-build=%q", build)) {
 		t.Errorf("console page: %d %v\n%s", res.StatusCode, res.Headers, res.Body)
 	}
+}
+
+// With RUNBOAT_RESPONSE_STREAMING (a function URL in RESPONSE_STREAM mode),
+// the function answers in Lambda's streaming format: a JSON prelude with
+// the status and headers, eight zero bytes, then the body. This emulator
+// holds a streamed response until the invocation ends (a function URL sends
+// it as it comes; lambdaurl's tests check that each write goes at once), so
+// what is checked here is the format, and that the build events stream
+// ends by itself before the function's timeout, cleanly, with its events.
+func TestStreamingUnderLambdaRuntimeEmulator(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the emulator runs on linux only")
+	}
+	env := e2e.New(t)
+	const timeout = 6 * time.Second
+	e := startEmulator(t, packagedBootstrap(t), env, "RUNBOAT_RESPONSE_STREAMING=true",
+		fmt.Sprintf("AWS_LAMBDA_FUNCTION_TIMEOUT=%d", int(timeout.Seconds())))
+	push, err := json.Marshal(deliveryEvent(t, "push", "push.branch", rieSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prelude, body := e.stream(t, push)
+	if _, err := io.ReadAll(body); err != nil || prelude.StatusCode != http.StatusCreated {
+		t.Fatalf("push in streaming mode: %+v (%v), want 201", prelude, err)
+	}
+	events, err := json.Marshal(urlEvent(http.MethodGet, "/api/v1/build-events", "repo=codertocat/hello-world", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	prelude, body = e.stream(t, events)
+	stream, err := io.ReadAll(body)
+	took := time.Since(start)
+	if err != nil || prelude.StatusCode != http.StatusOK || prelude.Headers["Content-Type"] != "text/event-stream" {
+		t.Fatalf("build events: %+v (%v), want 200 text/event-stream", prelude, err)
+	}
+	if !strings.HasPrefix(string(stream), "data: ") || !strings.Contains(string(stream), `"event":"upd"`) {
+		t.Errorf("the stream %q: want the build's upd", stream)
+	}
+	if took >= timeout {
+		t.Errorf("the stream ended after %v: not before the function's timeout of %v", took, timeout)
+	}
+	t.Logf("the stream ended by itself after %v (timeout %v)", took, timeout)
+}
+
+// streamPrelude is the head of a streamed function URL response.
+type streamPrelude struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+}
+
+// stream invokes the function with a streaming response and returns its
+// prelude and the rest of the body, as it comes.
+func (e *emulator) stream(t *testing.T, event []byte) (streamPrelude, io.Reader) {
+	t.Helper()
+	res, err := http.Post(e.url, "application/json", bytes.NewReader(event)) //nolint:noctx // bounded by the emulator's timeout
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(res.Body)
+	head, err := r.ReadString(0)
+	if err != nil {
+		res.Body.Close() //nolint:errcheck,gosec // failing anyway
+		t.Fatalf("no streaming prelude (%v): %q", err, head)
+	}
+	zeros := make([]byte, 7)
+	if _, err := io.ReadFull(r, zeros); err != nil || !bytes.Equal(zeros, make([]byte, 7)) {
+		res.Body.Close() //nolint:errcheck,gosec // failing anyway
+		t.Fatalf("the prelude %q is not followed by eight zero bytes: %q, %v", head, zeros, err)
+	}
+	var p streamPrelude
+	if err := json.Unmarshal([]byte(strings.TrimSuffix(head, "\x00")), &p); err != nil {
+		res.Body.Close() //nolint:errcheck,gosec // failing anyway
+		t.Fatalf("prelude %q: %v", head, err)
+	}
+	t.Cleanup(func() { _ = res.Body.Close() })
+	return p, r
 }
