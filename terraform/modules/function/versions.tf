@@ -1,0 +1,12 @@
+terraform {
+  required_version = ">= 1.6"
+
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # invoked_via_function_url of aws_lambda_permission (function URLs made
+      # since October 2025 need lambda:InvokeFunction granted that way too).
+      version = ">= 6.20"
+    }
+  }
+}
