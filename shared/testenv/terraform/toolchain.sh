@@ -74,7 +74,7 @@ build() {
   if [ -x "$out" ]; then
     return 0
   fi
-  echo "Building $name ($module) into $out"
+  echo "Building $name ($module) into $out" >&2
   start=$SECONDS
   mkdir -p "$(dirname "$out")" "$root/tmp"
   tmp=$(mktemp -d "$root/tmp/build.XXXXXX")
@@ -89,7 +89,7 @@ build() {
   mv "$tmp/out" "$out"
   rm -rf "$tmp"
   trap - EXIT
-  echo "Built $name in $((SECONDS - start)) s"
+  echo "Built $name in $((SECONDS - start)) s" >&2
 }
 
 prepare_kubernetes() {
