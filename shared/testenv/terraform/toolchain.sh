@@ -120,6 +120,8 @@ main() {
   mkdir -p "$root"
   exec 9>"$root/lock"
   flock 9
+  # Under the lock no build runs: what an interrupted one left is garbage.
+  rm -rf "$root/tmp"
 
   # version.dev=no: a release build (`tofu version` says v1.12.6, not -dev).
   LDFLAGS_EXTRA=-X=github.com/opentofu/opentofu/version.dev=no build "OpenTofu $TOFU_VERSION" "$tofu" \
