@@ -17,6 +17,17 @@ func awsFromEnv(t *testing.T) *Tofu {
 	if os.Getenv("RUNBOAT_TF_AWS") != "1" {
 		t.Skip("needs the AWS provider in the mirror: `make terraform-check-aws` runs it (see terraform/README.md)")
 	}
+	mirror := filepath.Join(filepath.Dir(tf.CLIConfig), "mirror")
+	found := false
+	for _, host := range []string{"registry.opentofu.org", "registry.terraform.io"} {
+		if _, err := os.Stat(filepath.Join(mirror, host, "hashicorp/aws")); err == nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no hashicorp/aws provider in the mirror %s: the Go module proxy serves none that OpenTofu can run; "+
+			"on a machine with network access, `tofu providers mirror` puts it there (terraform/README.md)", mirror)
+	}
 	return tf
 }
 

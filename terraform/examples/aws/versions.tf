@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 6.20"
+      version = ">= 6.29"
     }
     kubernetes = {
       source  = "hashicorp/kubernetes"

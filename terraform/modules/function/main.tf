@@ -123,7 +123,7 @@ resource "aws_lambda_function_url" "function" {
 }
 
 resource "aws_lambda_permission" "url" {
-  statement_id           = "FunctionURLAllowPublicAccess"
+  statement_id           = "RunboatPublicFunctionURL"
   action                 = "lambda:InvokeFunctionUrl"
   function_name          = aws_lambda_function.function.function_name
   principal              = "*"
@@ -131,7 +131,7 @@ resource "aws_lambda_permission" "url" {
 }
 
 resource "aws_lambda_permission" "url_invoke" {
-  statement_id             = "FunctionURLAllowInvokeAction"
+  statement_id             = "RunboatInvokeViaFunctionURL"
   action                   = "lambda:InvokeFunction"
   function_name            = aws_lambda_function.function.function_name
   principal                = "*"

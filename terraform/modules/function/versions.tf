@@ -4,9 +4,10 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # invoked_via_function_url of aws_lambda_permission (function URLs made
-      # since October 2025 need lambda:InvokeFunction granted that way too).
-      version = ">= 6.20"
+      # invoked_via_function_url of aws_lambda_permission (6.29.0): function
+      # URLs made since October 2025 need lambda:InvokeFunction granted that
+      # way too.
+      version = ">= 6.29"
     }
   }
 }
