@@ -53,7 +53,7 @@ retry() {
   return 1
 }
 
-# source MODULE@VERSION DEST: a writable copy of a module's source.
+# source_of MODULE@VERSION DEST: a writable copy of a module's source.
 source_of() {
   local json dir
   json=$(retry go mod download -json "$1")
