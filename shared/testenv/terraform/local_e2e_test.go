@@ -58,6 +58,10 @@ func TestTerraformLocalExample(t *testing.T) {
 		}
 	})
 	tf.Must(t, dir, append([]string{"apply", "-auto-approve", "-no-color"}, vars...)...)
+	// Applied again, nothing changes (exit code 2 would say changes).
+	if _, err := tf.Run(dir, append([]string{"plan", "-detailed-exitcode", "-no-color"}, vars...)...); err != nil {
+		t.Errorf("a plan after the apply is not empty: %v", err)
+	}
 
 	t.Run("objects", func(t *testing.T) { checkObjects(t, env.Client, dir, ns) })
 

@@ -16,6 +16,28 @@ locals {
   init     = var.build_size.initializing
   headroom = 1 + var.headroom_percent / 100
 
+  # Quantities as the API server writes them back (2000m is "2", 2048Mi
+  # "2Gi"), so that a plan after an apply shows no change.
+  cpu_m = {
+    requests      = ceil((local.q.max_started * local.started.cpu_request_m + local.q.max_initializing * local.init.cpu_request_m) * local.headroom)
+    limits        = ceil((local.q.max_started * local.started.cpu_limit_m + local.q.max_initializing * local.init.cpu_limit_m) * local.headroom)
+    default       = var.container_defaults.cpu_limit_m
+    default_req   = var.container_defaults.cpu_request_m
+    container_max = var.container_defaults.max_cpu_m
+  }
+  memory_mi = {
+    requests      = ceil((local.q.max_started * local.started.memory_request_mi + local.q.max_initializing * local.init.memory_request_mi) * local.headroom)
+    limits        = ceil((local.q.max_started * local.started.memory_limit_mi + local.q.max_initializing * local.init.memory_limit_mi) * local.headroom)
+    storage       = local.q.max_deployed * var.build_size.storage_mi
+    default       = var.container_defaults.memory_limit_mi
+    default_req   = var.container_defaults.memory_request_mi
+    container_max = var.container_defaults.max_memory_mi
+  }
+  cpu = { for k, m in local.cpu_m : k => m % 1000 == 0 ? "${m / 1000}" : "${m}m" }
+  memory = { for k, mi in local.memory_mi : k => (
+    mi % 1048576 == 0 ? "${mi / 1048576}Ti" : mi % 1024 == 0 ? "${mi / 1024}Gi" : "${mi}Mi"
+  ) }
+
   # Pods at most: the started builds, the init Jobs, as many cleanup Jobs,
   # and the three jobs' own pods.
   max_pods = local.q.max_started + 2 * local.q.max_initializing + 3
@@ -50,12 +72,12 @@ resource "kubernetes_resource_quota" "builds" {
   spec {
     hard = {
       "pods"                   = tostring(ceil(local.max_pods * local.headroom))
-      "requests.cpu"           = "${ceil((local.q.max_started * local.started.cpu_request_m + local.q.max_initializing * local.init.cpu_request_m) * local.headroom)}m"
-      "requests.memory"        = "${ceil((local.q.max_started * local.started.memory_request_mi + local.q.max_initializing * local.init.memory_request_mi) * local.headroom)}Mi"
-      "limits.cpu"             = "${ceil((local.q.max_started * local.started.cpu_limit_m + local.q.max_initializing * local.init.cpu_limit_m) * local.headroom)}m"
-      "limits.memory"          = "${ceil((local.q.max_started * local.started.memory_limit_mi + local.q.max_initializing * local.init.memory_limit_mi) * local.headroom)}Mi"
+      "requests.cpu"           = local.cpu.requests
+      "requests.memory"        = local.memory.requests
+      "limits.cpu"             = local.cpu.limits
+      "limits.memory"          = local.memory.limits
       "persistentvolumeclaims" = tostring(local.q.max_deployed)
-      "requests.storage"       = "${local.q.max_deployed * var.build_size.storage_mi}Mi"
+      "requests.storage"       = local.memory.storage
     }
   }
 }
@@ -69,16 +91,16 @@ resource "kubernetes_limit_range" "builds" {
     limit {
       type = "Container"
       default = {
-        cpu    = "${var.container_defaults.cpu_limit_m}m"
-        memory = "${var.container_defaults.memory_limit_mi}Mi"
+        cpu    = local.cpu.default
+        memory = local.memory.default
       }
       default_request = {
-        cpu    = "${var.container_defaults.cpu_request_m}m"
-        memory = "${var.container_defaults.memory_request_mi}Mi"
+        cpu    = local.cpu.default_req
+        memory = local.memory.default_req
       }
       max = {
-        cpu    = "${var.container_defaults.max_cpu_m}m"
-        memory = "${var.container_defaults.max_memory_mi}Mi"
+        cpu    = local.cpu.container_max
+        memory = local.memory.container_max
       }
     }
   }
