@@ -73,12 +73,12 @@ terraform-toolchain: ## Build OpenTofu and the kubernetes provider from the Go m
 # for one already under way (.ci/run starts it at its beginning).
 .PHONY: terraform-check
 terraform-check: cluster ## Check terraform/ offline: fmt, init from the mirror, validate, apply and destroy of examples/local
-	@eval "$$($(TERRAFORM_TOOLCHAIN) env)" && \
+	@toolchain=$$($(TERRAFORM_TOOLCHAIN) env) && eval "$$toolchain" && \
 	cd shared && GOWORK=off go test -count=1 -timeout 20m ./testenv/terraform/
 
 .PHONY: terraform-check-aws
 terraform-check-aws: ## Validate the AWS modules and plan examples/aws: needs the AWS provider in the mirror (terraform/README.md)
-	@eval "$$($(TERRAFORM_TOOLCHAIN) env)" && \
+	@toolchain=$$($(TERRAFORM_TOOLCHAIN) env) && eval "$$toolchain" && \
 	cd shared && RUNBOAT_TF_AWS=1 GOWORK=off go test -count=1 -timeout 20m -run 'AWS' -v ./testenv/terraform/
 
 .PHONY: lint
