@@ -6,6 +6,8 @@ locals {
   }
   environment = merge(var.environment, {
     for k, p in local.parameter_names : "${k}_SSM_PARAMETER" => p
+    }, {
+    RUNBOAT_RESPONSE_STREAMING = tostring(var.response_streaming)
   })
   # Lambda counts the keys and the values of the environment: 4 KB in all.
   environment_bytes = sum(concat([0], [for k, v in local.environment : length(k) + length(v)]))
@@ -119,7 +121,7 @@ resource "aws_lambda_function" "function" {
 resource "aws_lambda_function_url" "function" {
   function_name      = aws_lambda_function.function.function_name
   authorization_type = "NONE"
-  invoke_mode        = var.invoke_mode
+  invoke_mode        = var.response_streaming ? "RESPONSE_STREAM" : "BUFFERED"
 }
 
 resource "aws_lambda_permission" "url" {

@@ -38,10 +38,10 @@ variable "reserved_concurrency" {
   default     = null
 }
 
-variable "invoke_mode" {
-  description = "The function URL's invoke mode: BUFFERED, or RESPONSE_STREAM for the console's live events (/api/v1/build-events) once the function streams its answers."
-  type        = string
-  default     = "BUFFERED"
+variable "response_streaming" {
+  description = "The function URL streams answers (invoke mode RESPONSE_STREAM, and RUNBOAT_RESPONSE_STREAMING for the function, set together): the console's live events (/api/v1/build-events) stream. False: BUFFERED, the console polls."
+  type        = bool
+  default     = true
 }
 
 variable "log_retention_days" {
