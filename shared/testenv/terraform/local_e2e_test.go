@@ -3,6 +3,8 @@ package terraform
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -36,35 +38,112 @@ func TestTerraformLocalExample(t *testing.T) {
 	tf := FromEnv(t)
 	env := e2e.New(t)
 	ctx := context.Background()
-	ns := env.Namespace + "-tf"
 	dir := filepath.Join(Copy(t), "examples/local")
-	vars := []string{
-		"-var", "kubeconfig_path=" + env.Cluster.Kubeconfig(),
-		"-var", "cluster_endpoint=" + env.Config.Host,
-		"-var", "namespace=" + ns,
-		"-var", "github_token=ghp_local",
-	}
-
-	tf.Must(t, dir, "init", "-input=false", "-no-color")
-	destroyed := false
-	t.Cleanup(func() {
-		if destroyed {
-			return
-		}
-		// The test stopped half-way: leave nothing behind.
-		if _, err := tf.Run(dir, append([]string{"destroy", "-auto-approve", "-no-color"}, vars...)...); err != nil {
-			t.Errorf("cleanup: %v", err)
-			_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-		}
-	})
-	tf.Must(t, dir, append([]string{"apply", "-auto-approve", "-no-color"}, vars...)...)
+	l := applyLocal(t, tf, env, dir)
 	// Applied again, nothing changes (exit code 2 would say changes).
-	if _, err := tf.Run(dir, append([]string{"plan", "-detailed-exitcode", "-no-color"}, vars...)...); err != nil {
+	if _, err := tf.Run(dir, append([]string{"plan", "-detailed-exitcode", "-no-color"}, l.vars...)...); err != nil {
 		t.Errorf("a plan after the apply is not empty: %v", err)
 	}
 
-	t.Run("objects", func(t *testing.T) { checkObjects(t, env.Client, dir, ns) })
+	t.Run("objects", func(t *testing.T) { checkObjects(t, env.Client, dir, l.ns) })
 
+	fn := functionClient(t, tf, dir, l.ns)
+	t.Run("credential can", func(t *testing.T) {
+		if err := canDeploy(fn, l.ns); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("credential cannot", func(t *testing.T) { checkCannot(t, fn, l.ns) })
+
+	l.destroy(t)
+	got, err := env.Client.CoreV1().Namespaces().Get(ctx, l.ns, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		t.Fatal(err)
+	case got.DeletionTimestamp == nil:
+		t.Errorf("namespace %s still there after destroy", l.ns)
+	}
+	// The token Secret is gone: the token no longer authenticates.
+	e2e.Wait(t, "the function's token to be revoked", func(ctx context.Context) (bool, error) {
+		_, err := fn.AppsV1().Deployments(l.ns).List(ctx, metav1.ListOptions{})
+		return apierrors.IsUnauthorized(err), nil
+	})
+}
+
+// TestTerraformLocalExampleWeakRole shows that the credential check
+// catches a Role that lacks what the function needs: with the create verb
+// taken from the Deployments rule of the Role file, the function's
+// credential can no longer make a build.
+func TestTerraformLocalExampleWeakRole(t *testing.T) {
+	tf := FromEnv(t)
+	env := e2e.New(t)
+	dir := filepath.Join(Copy(t), "examples/local")
+	p := roleFilePath(dir)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := strings.Replace(string(data), `verbs: ["get", "list", "create", "patch", "delete"]`, `verbs: ["get", "list", "patch", "delete"]`, 1)
+	if weak == string(data) {
+		t.Fatalf("%s: no Deployments rule to weaken (the test must follow the Role file)", p)
+	}
+	if err := os.WriteFile(p, []byte(weak), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := applyLocal(t, tf, env, dir)
+	fn := functionClient(t, tf, dir, l.ns)
+	if err := canDeploy(fn, l.ns); err == nil || !apierrors.IsForbidden(errors.Unwrap(err)) {
+		t.Errorf("the check of a Role without create on Deployments: %v, want Forbidden", err)
+	}
+	l.destroy(t)
+}
+
+// local is an apply of examples/local into a namespace of its own.
+type local struct {
+	tf        *Tofu
+	dir, ns   string
+	vars      []string
+	destroyed bool
+}
+
+// applyLocal applies the copy of examples/local in dir to the local
+// cluster, into the test namespace's name with "-tf" added; what is left
+// when the test ends is destroyed.
+func applyLocal(t *testing.T, tf *Tofu, env *e2e.Env, dir string) *local {
+	t.Helper()
+	l := &local{tf: tf, dir: dir, ns: env.Namespace + "-tf"}
+	l.vars = []string{
+		"-var", "kubeconfig_path=" + env.Cluster.Kubeconfig(),
+		"-var", "cluster_endpoint=" + env.Config.Host,
+		"-var", "namespace=" + l.ns,
+		"-var", "github_token=ghp_local",
+	}
+	tf.Must(t, dir, "init", "-input=false", "-no-color")
+	t.Cleanup(func() {
+		if l.destroyed {
+			return
+		}
+		// The test stopped half-way: leave nothing behind.
+		if _, err := tf.Run(dir, append([]string{"destroy", "-auto-approve", "-no-color"}, l.vars...)...); err != nil {
+			t.Errorf("cleanup: %v", err)
+			_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), l.ns, metav1.DeleteOptions{})
+		}
+	})
+	tf.Must(t, dir, append([]string{"apply", "-auto-approve", "-no-color"}, l.vars...)...)
+	return l
+}
+
+func (l *local) destroy(t *testing.T) {
+	t.Helper()
+	l.tf.Must(t, l.dir, append([]string{"destroy", "-auto-approve", "-no-color"}, l.vars...)...)
+	l.destroyed = true
+}
+
+// functionClient is a client made from the function_kubeconfig output
+// alone, once its RoleBinding is in force.
+func functionClient(t *testing.T, tf *Tofu, dir, ns string) kubernetes.Interface {
+	t.Helper()
 	kubeconfig := strings.TrimSpace(tf.Must(t, dir, "output", "-raw", "function_kubeconfig"))
 	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(kubeconfig))
 	if err != nil {
@@ -78,24 +157,7 @@ func TestTerraformLocalExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAllowed(t, fn, ns)
-	t.Run("credential can", func(t *testing.T) { checkCan(t, fn, ns) })
-	t.Run("credential cannot", func(t *testing.T) { checkCannot(t, fn, ns) })
-
-	tf.Must(t, dir, append([]string{"destroy", "-auto-approve", "-no-color"}, vars...)...)
-	destroyed = true
-	got, err := env.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		t.Fatal(err)
-	case got.DeletionTimestamp == nil:
-		t.Errorf("namespace %s still there after destroy", ns)
-	}
-	// The token Secret is gone: the token no longer authenticates.
-	e2e.Wait(t, "the function's token to be revoked", func(ctx context.Context) (bool, error) {
-		_, err := fn.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-		return apierrors.IsUnauthorized(err), nil
-	})
+	return fn
 }
 
 // checkObjects reads, as the admin, what the apply made in ns.
@@ -163,14 +225,21 @@ func checkObjects(t *testing.T, cs kubernetes.Interface, dir, ns string) {
 	}
 }
 
-// roleFile reads the Role the namespace module reads: the function's Role
-// of manifests/, or the module's provisional copy while that is missing.
-func roleFile(t *testing.T, dir string) *rbacv1.Role {
+// roleFilePath is the Role file the namespace module reads in the copy
+// that holds dir: the function's Role of manifests/, or the module's
+// provisional copy while that is missing.
+func roleFilePath(dir string) string {
 	root := filepath.Join(dir, "../../..")
 	p := filepath.Join(root, "manifests/function/role.yaml")
 	if _, err := os.Stat(p); err != nil {
 		p = filepath.Join(root, "terraform/modules/namespace/provisional-function-role.yaml")
 	}
+	return p
+}
+
+// roleFile reads the Role file of roleFilePath.
+func roleFile(t *testing.T, dir string) *rbacv1.Role {
+	p := roleFilePath(dir)
 	data, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -218,10 +287,10 @@ func waitAllowed(t *testing.T, cs kubernetes.Interface, ns string) {
 	}
 }
 
-// checkCan does, with the function's credential, what the webhook does: a
+// canDeploy does, with the function's credential, what the webhook does: a
 // build's Deployment by server-side apply (a dry run, then for real), and
 // the list of builds.
-func checkCan(t *testing.T, cs kubernetes.Interface, ns string) {
+func canDeploy(cs kubernetes.Interface, ns string) error {
 	ctx := context.Background()
 	labels := map[string]string{"runboat/build": "tf-check"}
 	d := appsv1ac.Deployment("tf-check", ns).
@@ -236,16 +305,17 @@ func checkCan(t *testing.T, cs kubernetes.Interface, ns string) {
 					WithContainers(corev1ac.Container().WithName("app").WithImage("example.invalid/app:1")))))
 	for _, dry := range [][]string{{metav1.DryRunAll}, nil} {
 		if _, err := cs.AppsV1().Deployments(ns).Apply(ctx, d, metav1.ApplyOptions{FieldManager: "runboat", DryRun: dry}); err != nil {
-			t.Fatalf("server-side apply of a Deployment (dry run %v): %v", dry, err)
+			return fmt.Errorf("server-side apply of a Deployment (dry run %v): %w", dry, err)
 		}
 	}
 	list, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "runboat/build"})
 	if err != nil {
-		t.Fatalf("list the Deployments: %v", err)
+		return fmt.Errorf("list the Deployments: %w", err)
 	}
 	if len(list.Items) != 1 || list.Items[0].Name != "tf-check" {
-		t.Errorf("listed %d Deployments, want tf-check only", len(list.Items))
+		return fmt.Errorf("listed %d Deployments, want tf-check only", len(list.Items))
 	}
+	return nil
 }
 
 // checkCannot checks that the function's credential reads no Secret and
