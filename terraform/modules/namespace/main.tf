@@ -1,12 +1,7 @@
 locals {
-  # The function's Role is written once, in manifests/function/role.yaml;
-  # the provisional copy beside this file stands in while that file is not
-  # in the tree.
-  default_role_file = "${path.module}/../../../manifests/function/role.yaml"
-  role_file = coalesce(
-    var.function_role_file,
-    fileexists(local.default_role_file) ? local.default_role_file : "${path.module}/provisional-function-role.yaml",
-  )
+  # The function's Role is written once, in manifests/function/role.yaml
+  # (each rule with who needs it), which kustomize users apply as it is.
+  role_file     = coalesce(var.function_role_file, "${path.module}/../../../manifests/function/role.yaml")
   function_role = yamldecode(file(local.role_file))
 
   function_name = "runboat-function"
