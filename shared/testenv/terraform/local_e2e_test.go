@@ -12,15 +12,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -29,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // TestTerraformLocalExample applies examples/local to the local cluster,
@@ -161,7 +159,10 @@ func functionClient(t *testing.T, tf *Tofu, dir, ns string) kubernetes.Interface
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitAllowed(t, fn, ns)
+	list := rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}}
+	if err := manifests.WaitForRole(context.Background(), cfg, ns, list); err != nil {
+		t.Fatalf("the function's credential never got its Role: %v", err)
+	}
 	return fn
 }
 
@@ -265,25 +266,6 @@ func normalize(rules []rbacv1.PolicyRule) string {
 	}
 	b, _ := json.Marshal(rules)
 	return string(b)
-}
-
-// waitAllowed waits until the RoleBinding is in force for the credential
-// (the RBAC authorizer sees a new binding after a short delay).
-func waitAllowed(t *testing.T, cs kubernetes.Interface, ns string) {
-	t.Helper()
-	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Group: "apps", Resource: "deployments"},
-	}}
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		got, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
-		if err != nil {
-			return false, err
-		}
-		return got.Status.Allowed, nil
-	})
-	if err != nil {
-		t.Fatalf("the function's credential never got its Role: %v", err)
-	}
 }
 
 // canDeploy does, with the function's credential, what the webhook does: a
