@@ -12,11 +12,12 @@ export RUNBOAT_CACHE_DIR := $(CACHE_DIR)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CACHE_DIR)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 LOCALCLUSTER := go run ./shared/testenv/cmd/localcluster
+TERRAFORM_TOOLCHAIN := bash shared/testenv/terraform/toolchain.sh
 LOCALRUN := $(CACHE_DIR)/bin/localrun
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## Run the system on the local cluster (builds what it needs); Ctrl-C stops it
@@ -35,6 +36,8 @@ test: lint cluster ## Run every check and test (the command CI runs)
 	  echo "== go test $$m"; \
 	  (cd $$m && GOWORK=off go test -count=1 -timeout 20m ./...) || failed="$$failed $$m"; \
 	done; \
+	echo "== terraform-check"; \
+	$(MAKE) --no-print-directory terraform-check || failed="$$failed terraform"; \
 	if [ -n "$$failed" ]; then echo "FAILED in:$$failed"; exit 1; fi
 
 .PHONY: bench
@@ -60,6 +63,23 @@ cluster-status: ## Say whether the local control plane runs
 .PHONY: cluster-env
 cluster-env: ## Print the exports that point kubectl at the local cluster
 	@$(LOCALCLUSTER) env
+
+.PHONY: terraform-toolchain
+terraform-toolchain: ## Build OpenTofu and the kubernetes provider from the Go module proxy into the cache (first time)
+	@$(TERRAFORM_TOOLCHAIN)
+
+# The tests of shared/testenv/terraform run when the toolchain is named in
+# the environment (a plain go test skips them); the toolchain build waits
+# for one already under way (.ci/run starts it at its beginning).
+.PHONY: terraform-check
+terraform-check: cluster ## Check terraform/ offline: fmt, init from the mirror, validate, apply and destroy of examples/local
+	@toolchain=$$($(TERRAFORM_TOOLCHAIN) env) && eval "$$toolchain" && \
+	cd shared && GOWORK=off go test -count=1 -timeout 20m ./testenv/terraform/
+
+.PHONY: terraform-check-aws
+terraform-check-aws: ## Validate the AWS modules and plan examples/aws: needs the AWS provider in the mirror (terraform/README.md)
+	@toolchain=$$($(TERRAFORM_TOOLCHAIN) env) && eval "$$toolchain" && \
+	cd shared && RUNBOAT_TF_AWS=1 GOWORK=off go test -count=1 -timeout 20m -run 'AWS' -v ./testenv/terraform/
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint on every module
