@@ -123,9 +123,10 @@ func tagEnd(src string, i int, closer string, quotes bool) int {
 		c := src[i]
 		switch {
 		case quote != 0:
-			if c == '\\' {
+			switch c {
+			case '\\':
 				i++
-			} else if c == quote {
+			case quote:
 				quote = 0
 			}
 		case quotes && (c == '"' || c == '\''):
