@@ -44,6 +44,20 @@ test: lint cluster ## Run every check and test (the command CI runs)
 bench: cluster ## Run the benchmarks on the local cluster and print their figures
 	cd functions && GOWORK=off go test -run '^$$' -bench . -benchtime 200x ./...
 
+# The fuzz targets, as module:package:target. Their seeds run with every
+# `go test`; `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := shared:./model:FuzzRef shared:./config:FuzzRepoRules \
+  functions:./webhook:FuzzDelivery functions:./console:FuzzFilter
+FUZZTIME ?= 1m
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 1m); a failure is kept in its testdata/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  IFS=: read -r m p f <<< "$$t"; \
+	  echo "== fuzz $$m $$p $$f ($(FUZZTIME))"; \
+	  (cd $$m && GOWORK=off go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p) || exit 1; \
+	done
+
 .PHONY: package
 package: ## Build the Lambda zips and the jobs' OCI image into dist/, reproducibly; prints the image digest
 	@cd shared && GOWORK=off go run ./cmd/package -root .. -out ../dist
