@@ -18,6 +18,7 @@ import (
 
 	"runboat.dev/functions/app"
 	"runboat.dev/functions/lambdaurl"
+	"runboat.dev/functions/ssmparams"
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/logging"
@@ -39,6 +40,11 @@ func run(ctx context.Context, listen, logLevel string) error {
 	logger, err := logging.New(os.Stderr, logLevel)
 	if err != nil {
 		return err
+	}
+	// The secrets that are SSM parameters come first: the configuration
+	// and the cluster's kubeconfig read them from the environment.
+	if err := ssmparams.Load(ctx); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	var cfg app.Config
 	if err := config.Load(config.Environ(), &cfg); err != nil {

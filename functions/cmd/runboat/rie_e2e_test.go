@@ -9,12 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -422,4 +424,49 @@ func (e *emulator) stream(t *testing.T, event []byte) (streamPrelude, io.Reader)
 	}
 	t.Cleanup(func() { _ = res.Body.Close() })
 	return p, r
+}
+
+// Under terraform/modules/function, the secrets are SSM parameters that the
+// function reads at init: here the webhook secret comes from a server that
+// answers SSM's GetParameters (there is no SSM without network), and a
+// delivery signed with it is accepted.
+func TestSecretsFromSSMUnderLambdaRuntimeEmulator(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the emulator runs on linux only")
+	}
+	var asked []string
+	var mu sync.Mutex
+	ssm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Names []string }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameters" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		asked = append(asked, in.Names...)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"Parameters":        []map[string]any{{"Name": "/runboat/github-webhook-secret", "Type": "SecureString", "Value": rieSecret}},
+			"InvalidParameters": []string{},
+		})
+	}))
+	defer ssm.Close()
+	env := e2e.New(t)
+	e := startEmulator(t, packagedBootstrap(t), env,
+		"RUNBOAT_GITHUB_WEBHOOK_SECRET=",
+		"RUNBOAT_GITHUB_WEBHOOK_SECRET_SSM_PARAMETER=/runboat/github-webhook-secret",
+		"AWS_ENDPOINT_URL_SSM="+ssm.URL, "AWS_REGION=eu-west-1",
+		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret-key", "AWS_SESSION_TOKEN=token")
+	if res := e.invoke(t, deliveryEvent(t, "ping", "ping", rieSecret)); res.StatusCode != http.StatusOK {
+		t.Errorf("ping signed with the secret of SSM: %d %s, want 200", res.StatusCode, res.Body)
+	}
+	if res := e.invoke(t, deliveryEvent(t, "ping", "ping", "another")); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("ping signed with another secret: %d %s, want 401", res.StatusCode, res.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || asked[0] != "/runboat/github-webhook-secret" {
+		t.Errorf("parameters asked of SSM: %v, want the webhook secret's, once", asked)
+	}
 }
