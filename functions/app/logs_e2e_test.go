@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -54,6 +55,13 @@ func newFunction(t *testing.T) (http.Handler, *e2e.Env, *bytes.Buffer) {
 // kubefiles folder kubefiles ("": the default kubefiles, embedded).
 func newFunctionWith(t *testing.T, identity func(ns string) []*unstructured.Unstructured, kubefiles string) (http.Handler, *e2e.Env, *bytes.Buffer) {
 	t.Helper()
+	return newFunctionWithSettings(t, identity, kubefiles, nil)
+}
+
+// newFunctionWithSettings is newFunctionWith with settings added to (or
+// replacing) the function's configuration.
+func newFunctionWithSettings(t *testing.T, identity func(ns string) []*unstructured.Unstructured, kubefiles string, settings map[string]string) (http.Handler, *e2e.Env, *bytes.Buffer) {
+	t.Helper()
 	env := e2e.New(t)
 	var restConfig *rest.Config
 	if identity == nil {
@@ -75,8 +83,7 @@ func newFunctionWith(t *testing.T, identity func(ns string) []*unstructured.Unst
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg Config
-	err = config.Load(map[string]string{
+	environ := map[string]string{
 		"RUNBOAT_REPOS":                   string(repos),
 		"RUNBOAT_BUILD_NAMESPACE":         env.Namespace,
 		"RUNBOAT_BUILD_DOMAIN":            "builds.example.org",
@@ -84,7 +91,10 @@ func newFunctionWith(t *testing.T, identity func(ns string) []*unstructured.Unst
 		"RUNBOAT_DISABLE_COMMIT_STATUSES": "true",
 		"RUNBOAT_API_ADMIN_USER":          "admin",
 		"RUNBOAT_API_ADMIN_PASSWD":        "pw",
-	}, &cfg)
+	}
+	maps.Copy(environ, settings)
+	var cfg Config
+	err = config.Load(environ, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
