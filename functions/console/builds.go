@@ -55,12 +55,19 @@ func (h *Handler) listDeployments(ctx context.Context) ([]appsv1.Deployment, err
 // listBuildDeployments lists the Deployments of every build, page by page,
 // and returns what keep retains of each.
 func listBuildDeployments[O any](ctx context.Context, h *Handler, keep func(*appsv1.Deployment) (O, bool)) ([]O, error) {
-	out, _, err := kube.List(ctx, h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List,
+	out, _, err := listBuildDeploymentsAt(ctx, h, keep)
+	return out, err
+}
+
+// listBuildDeploymentsAt is listBuildDeployments, with the resourceVersion
+// of the list, from which a watch sees every later change.
+func listBuildDeploymentsAt[O any](ctx context.Context, h *Handler, keep func(*appsv1.Deployment) (O, bool)) ([]O, string, error) {
+	out, rv, err := kube.List(ctx, h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List,
 		metav1.ListOptions{LabelSelector: model.LabelBuild}, keep)
 	if err != nil {
-		return nil, fmt.Errorf("failed to list builds: %w", err)
+		return nil, "", fmt.Errorf("failed to list builds: %w", err)
 	}
-	return out, nil
+	return out, rv, nil
 }
 
 // listBuilds lists every build the cluster holds. A Deployment that cannot
@@ -72,17 +79,29 @@ func (h *Handler) listBuilds(ctx context.Context) ([]buildInfo, error) {
 // listBuildsOf lists the builds of a repository (lower case), or every
 // build when repo is empty.
 func (h *Handler) listBuildsOf(ctx context.Context, repo string) ([]buildInfo, error) {
-	return listBuildDeployments(ctx, h, func(d *appsv1.Deployment) (buildInfo, bool) {
+	bs, _, err := h.listBuildsAt(ctx, repo)
+	return bs, err
+}
+
+// listBuildsAt is listBuildsOf, with the resourceVersion of the list.
+func (h *Handler) listBuildsAt(ctx context.Context, repo string) ([]buildInfo, string, error) {
+	return listBuildDeploymentsAt(ctx, h, func(d *appsv1.Deployment) (buildInfo, bool) {
 		if repo != "" && !strings.EqualFold(d.Annotations[model.AnnotationRepo], repo) {
 			return buildInfo{}, false // not read in full: most builds are of other repositories
 		}
-		b, err := buildOf(d)
-		if err != nil {
-			logFrom(ctx).Warn().Err(err).Str("deployment", d.Name).Msg("deployment left out: not a readable build")
-			return buildInfo{}, false
-		}
-		return b, true
+		return readableBuild(ctx, d)
 	})
+}
+
+// readableBuild reads a build from its Deployment; one that cannot be read
+// as a build (a broken annotation) is logged and not ok.
+func readableBuild(ctx context.Context, d *appsv1.Deployment) (buildInfo, bool) {
+	b, err := buildOf(d)
+	if err != nil {
+		logFrom(ctx).Warn().Err(err).Str("deployment", d.Name).Msg("deployment left out: not a readable build")
+		return buildInfo{}, false
+	}
+	return b, true
 }
 
 // getDeployment returns the Deployment of a build, selected by its

@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
-	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 )
 
@@ -81,15 +80,12 @@ func (h *Handler) apiBuildEvents(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-deadlineMargin))
 		defer cancel()
 	}
-	snapshot, rv, err := kube.List(ctx, h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List,
-		metav1.ListOptions{LabelSelector: model.LabelBuild}, func(d *appsv1.Deployment) (buildInfo, bool) {
-			b, err := buildOf(d)
-			return b, err == nil && sf.match(b.Build)
-		})
+	all, rv, err := h.listBuildsAt(ctx, f.repo)
 	if err != nil {
-		fail(w, r, fmt.Errorf("failed to list builds: %w", err))
+		fail(w, r, err)
 		return
 	}
+	snapshot := slices.DeleteFunc(all, func(b buildInfo) bool { return !sf.match(b.Build) })
 	slices.SortStableFunc(snapshot, func(a, b buildInfo) int {
 		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.Name, b.Name))
 	})
@@ -178,12 +174,8 @@ func (h *Handler) relay(ctx context.Context, s *stream, f streamFilter, ev watch
 	if !ok {
 		return nil
 	}
-	b, err := buildOf(d)
-	if err != nil {
-		logFrom(ctx).Warn().Err(err).Str("deployment", d.Name).Msg("deployment left out: not a readable build")
-		return nil
-	}
-	if !f.match(b.Build) {
+	b, ok := readableBuild(ctx, d)
+	if !ok || !f.match(b.Build) {
 		return nil
 	}
 	if ev.Type == watch.Deleted {
