@@ -190,7 +190,6 @@ type Handler struct {
 	gh     *githubClient
 	assets assets
 	pages  *pages
-	doc    *apiDoc
 }
 
 // New returns the console, or every problem of opts at once.
@@ -252,14 +251,10 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	doc, err := loadAPIDoc()
-	if err != nil {
-		errs = append(errs, err)
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("failed to configure the console: %w", err)
 	}
-	h := &Handler{opts: opts, gh: gh, assets: a, pages: pg, doc: doc}
+	h := &Handler{opts: opts, gh: gh, assets: a, pages: pg}
 	h.routes()
 	return h, nil
 }
