@@ -165,8 +165,8 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.header.Get("Content-Type") == "" && w.body.Len() == 0 && len(p) > 0 {
-		w.header.Set("Content-Type", http.DetectContentType(p))
+	if w.body.Len() == 0 {
+		sniffContentType(w.header, p)
 	}
 	n, err := w.body.Write(p)
 	if err != nil {
@@ -192,6 +192,14 @@ func (w *responseWriter) response() events.LambdaFunctionURLResponse {
 		res.Body, res.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
 	}
 	return res
+}
+
+// sniffContentType sets the content type of a response from the first
+// bytes of its body, as net/http's server does, when the handler set none.
+func sniffContentType(h http.Header, first []byte) {
+	if h.Get("Content-Type") == "" && len(first) > 0 {
+		h.Set("Content-Type", http.DetectContentType(first))
+	}
 }
 
 // flatten turns the headers of a response into a function URL's: multiple
@@ -236,9 +244,7 @@ func (w *streamWriter) start(first []byte) {
 		if w.code == 0 {
 			w.code = http.StatusOK
 		}
-		if w.header.Get("Content-Type") == "" && len(first) > 0 {
-			w.header.Set("Content-Type", http.DetectContentType(first))
-		}
+		sniffContentType(w.header, first)
 		close(w.started)
 	})
 }
