@@ -21,11 +21,14 @@ func jinja2Defaults(src string) string {
 	segs := jinjaSegments(src)
 	var b strings.Builder
 	b.Grow(len(src) + len(src)/8)
+	seenText := false // a text came before
 	for i, s := range segs {
 		if s.tag != 0 {
 			b.WriteString(s.src)
 			continue
 		}
+		first := !seenText
+		seenText = true
 		text := s.src
 		// The tags before: each without "-%}" eats one newline.
 		eats, trimmed := 0, false
@@ -51,7 +54,6 @@ func jinja2Defaults(src string) string {
 		indent := ""
 		if strips && !trimmed {
 			cut := strings.TrimRight(text, " \t")
-			first := i == 0 || !hasText(segs[:i])
 			if cut != text && (strings.HasSuffix(cut, "\n") || cut == "" && first) {
 				indent, text = text[len(cut):], cut
 			}
@@ -76,15 +78,6 @@ type jinjaSegment struct {
 // to the tag.
 func (s jinjaSegment) block() bool { return s.tag == '%' || s.tag == '#' }
 
-func hasText(segs []jinjaSegment) bool {
-	for _, s := range segs {
-		if s.tag == 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // jinjaSegments cuts src into texts and tags.
 func jinjaSegments(src string) []jinjaSegment {
 	var segs []jinjaSegment
@@ -98,7 +91,10 @@ func jinjaSegments(src string) []jinjaSegment {
 		if text < i {
 			segs = append(segs, jinjaSegment{src: src[text:i]})
 		}
-		closer := map[byte]string{'%': "%}", '#': "#}", '{': "}}"}[kind]
+		closer := string(kind) + "}"
+		if kind == '{' {
+			closer = "}}"
+		}
 		end := tagEnd(src, i+2, closer, kind != '#')
 		tag := src[i:end]
 		segs = append(segs, jinjaSegment{

@@ -299,26 +299,11 @@ func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, base overlayBase
 	if err := mem.MkdirAll(overlayRoot); err != nil {
 		return fmt.Errorf("failed to create the overlay folder: %w", err)
 	}
-	generated := []struct {
-		file string
-		obj  runtime.Object
-	}{
-		{"runboat-vars.json", varsConfigMap(vars, base.templateVars)},
-		{"runboat-env.json", &corev1.ConfigMap{
-			TypeMeta:   typeMeta("ConfigMap"),
-			ObjectMeta: objectMeta(EnvConfigMap),
-			Data:       vars.Env,
-		}},
-		{"runboat-secret-env.json", secretEnv(vars.SecretEnv)},
-	}
 	kust, err := overlayKustomization(mode, vars, base)
 	if err != nil {
 		return err
 	}
-	if base.ownNames {
-		generated = nil
-	}
-	for _, g := range generated {
+	for _, g := range generatedObjects(vars, base) {
 		b, err := marshalObject(g.obj)
 		if err != nil {
 			return fmt.Errorf("failed to marshal %s: %w", g.file, err)
@@ -336,6 +321,29 @@ func writeOverlay(mem filesys.FileSystem, mode Mode, vars Vars, base overlayBase
 		return fmt.Errorf("failed to write the overlay kustomization: %w", err)
 	}
 	return nil
+}
+
+// generatedFile is an object the overlay adds, in its file.
+type generatedFile struct {
+	file string
+	obj  runtime.Object
+}
+
+// generatedObjects are the objects the overlay adds to the base: the build
+// variables and env; none to a base that makes its own (runboat's format).
+func generatedObjects(vars Vars, base overlayBase) []generatedFile {
+	if base.ownNames {
+		return nil
+	}
+	return []generatedFile{
+		{"runboat-vars.json", varsConfigMap(vars, base.templateVars)},
+		{"runboat-env.json", &corev1.ConfigMap{
+			TypeMeta:   typeMeta("ConfigMap"),
+			ObjectMeta: objectMeta(EnvConfigMap),
+			Data:       vars.Env,
+		}},
+		{"runboat-secret-env.json", secretEnv(vars.SecretEnv)},
+	}
 }
 
 // overlayKustomization is the overlay over the mode folder, without the
