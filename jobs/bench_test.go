@@ -6,18 +6,17 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/github"
@@ -26,8 +25,9 @@ import (
 	"runboat.dev/shared/jobs/stopper"
 	"runboat.dev/shared/jobs/undeployer"
 	"runboat.dev/shared/kube"
-	"runboat.dev/shared/model"
+	"runboat.dev/shared/testenv/benchfig"
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/manifests"
 )
 
 // benchSizes are the numbers of builds of BenchmarkPass:
@@ -72,10 +72,10 @@ func BenchmarkPass(b *testing.B) {
 				Cleanup: config.Cleanup{DeploymentResourceTypes: config.ResourceTypes{"deployment", "service", "ingress", "configmap", "secret", "pvc", "job"}},
 				Jobs:    config.Jobs{InitStartTimeout: 5 * time.Minute, CleanupAttempts: 3, CleanupBackoff: time.Minute, OrphanGracePeriod: 10 * time.Minute},
 			}
-			start := time.Now()
-			createBuilds(b, e, n)
-			b.Logf("%d builds created in %s", n, time.Since(start).Round(time.Millisecond))
+			e2e.CreateBuilds(b, e, e2e.Seed{N: n, TodoEvery: 200, ConfigMaps: true, Image: image})
 
+			var bare time.Duration
+			worst, worstJob := time.Duration(0), ""
 			b.Run("bare-list", func(b *testing.B) {
 				c := &counter{}
 				env := benchEnv(b, cfg, e.Config, "list", c)
@@ -96,6 +96,7 @@ func BenchmarkPass(b *testing.B) {
 					}
 				}
 				report(b, c)
+				bare = b.Elapsed() / time.Duration(b.N)
 			})
 			for _, job := range []runner.Job{initializer.Job{}, stopper.Job{}, undeployer.Job{}} {
 				b.Run(job.Name(), func(b *testing.B) {
@@ -109,7 +110,20 @@ func BenchmarkPass(b *testing.B) {
 						}
 					}
 					report(b, c)
+					if d := b.Elapsed() / time.Duration(b.N); d > worst {
+						worst, worstJob = d, job.Name()
+					}
 				})
+			}
+			if n == benchSizes(b)[len(benchSizes(b))-1] && bare > 0 {
+				size := fmt.Sprint(n)
+				if n%1000 == 0 {
+					size = fmt.Sprintf("%dk", n/1000)
+				}
+				benchfig.Report(b, "job-pass-"+size+"-ratio", float64(worst)/float64(time.Millisecond), "ms",
+					float64(worst)/float64(bare), "bare-list("+worstJob+")")
+				rss, job := jobsPeakRSS(b, e, cfg)
+				benchfig.Report(b, "job-rss-mb-"+size, rss, "MB", rss/cronJobMemoryLimitMB, "cronjob-limit-256Mi("+job+")")
 			}
 		})
 	}
@@ -131,91 +145,102 @@ func benchEnv(b *testing.B, cfg runner.Config, admin *rest.Config, job string, c
 	return env
 }
 
+// peakRSSEnv set makes this test binary run the command of its arguments,
+// its output discarded, and print that command's peak resident memory in
+// KiB instead of running the tests. The kernel counts in a child's peak
+// the memory of its parent at the fork (a benchmark's, hundreds of MB):
+// this process, started afresh, is small.
+const peakRSSEnv = "RUNBOAT_BENCH_PEAK_RSS"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(peakRSSEnv) == "" {
+		os.Exit(m.Run())
+	}
+	// The child's peak counts this process's resident memory at the fork:
+	// a peak not above it says only that.
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var atFork int64
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			atFork, _ = strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		fmt.Fprintln(os.Stderr, "no resource usage")
+		os.Exit(1)
+	}
+	if atFork == 0 || ru.Maxrss <= atFork {
+		fmt.Fprintf(os.Stderr, "the peak RSS of %s (%d KiB) is not above this process's at the fork (%d KiB)\n", os.Args[1], ru.Maxrss, atFork)
+		os.Exit(1)
+	}
+	fmt.Println(ru.Maxrss)
+	os.Exit(0)
+}
+
+// cronJobMemoryLimitMB is the memory limit of the jobs' CronJobs in the
+// manifests, 256 MiB, in MB.
+const cronJobMemoryLimitMB = 256 * 1024 * 1024 / 1e6
+
+// jobsPeakRSS builds each job's command and runs it, as its own process
+// with the GOMEMLIMIT of its CronJob, for one --dry-run pass over the namespace of e (a dry run reads and plans
+// as a run does; the writes of a run are a few requests): it returns the
+// highest peak resident memory of the three, in MB, and whose it is.
+func jobsPeakRSS(b *testing.B, e *e2e.Env, cfg runner.Config) (float64, string) {
+	b.Helper()
+	worst, worstJob := 0.0, ""
+	jobs := []string{initializer.Name, stopper.Name, undeployer.Name}
+	bins := buildCommands(b, b.TempDir(), jobs...)
+	for _, job := range jobs {
+		// Run through this test binary as a small parent (see TestMain): a
+		// child's peak RSS counts its parent's memory at the fork.
+		gml, err := manifests.CronJobEnv("runboat-"+job, "GOMEMLIMIT")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], bins[job], "--dry-run")
+		cmd.Env = slices.Concat(os.Environ(), commandEnviron(b, cfg, e.Cluster.Kubeconfig()),
+			[]string{"GOMEMLIMIT=" + gml, peakRSSEnv + "=1"}) // GOMEMLIMIT as its CronJob gives it
+		var out, logs strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &logs
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%s --dry-run: %v\n%s", job, err, logs.String())
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSpace(out.String()), 64)
+		if err != nil {
+			b.Fatalf("%s: the peak RSS printed: %q", job, out.String())
+		}
+		rss := kb * 1024 / 1e6
+		b.Logf("%s --dry-run over the namespace: peak RSS %.1f MB", job, rss)
+		if rss > worst {
+			worst, worstJob = rss, job
+		}
+	}
+	return worst, worstJob
+}
+
 func report(b *testing.B, c *counter) {
 	b.ReportMetric(float64(c.n.Load())/float64(b.N), "req/op")
+	b.ReportMetric(maxRSS(), "maxrss-MB")
+}
+
+// maxRSS is the peak resident memory of the test process so far, in MB:
+// an upper bound of a job's (the process also made the builds and ran the
+// other jobs); jobsPeakRSS measures each job alone.
+func maxRSS() float64 {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB")
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
-}
-
-// createBuilds creates n builds' Deployments (no finalizer: the test
-// namespace goes without an undeployer) and a ConfigMap each.
-func createBuilds(b *testing.B, e *e2e.Env, n int) {
-	b.Helper()
-	ctx := context.Background()
-	work := make(chan int)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				if err := createBuild(ctx, e, i); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
-	}
-}
-
-func createBuild(ctx context.Context, e *e2e.Env, i int) error {
-	ref, err := model.NewRef("acme/app", fmt.Sprintf("branch-%d", i%50), 0, sha(i))
-	if err != nil {
-		return err
-	}
-	init := model.InitSucceeded
-	if i%200 == 7 {
-		init = model.InitTodo
-	}
-	name := ref.Name()
-	labels := map[string]string{model.LabelBuild: name, model.LabelCommit: ref.Commit, model.LabelTarget: ref.TargetKey()}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:   name + "-web",
-			Labels: labels,
-			Annotations: map[string]string{
-				model.AnnotationRepo:         ref.Repo,
-				model.AnnotationTargetBranch: ref.TargetBranch,
-				model.AnnotationPR:           "",
-				model.AnnotationCommit:       ref.Commit,
-				model.AnnotationInitStatus:   string(init),
-				model.AnnotationLastScaled:   model.FormatTime(time.Now()),
-			},
-		},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](0),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{model.LabelBuild: name}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: ptr.To(false),
-					Containers:                   []corev1.Container{{Name: "web", Image: image}},
-				},
-			},
-		},
-	}
-	if _, err := e.Client.AppsV1().Deployments(e.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("failed to create build %d: %w", i, err)
-	}
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-runboat-vars", Labels: map[string]string{model.LabelBuild: name}},
-		Data:       map[string]string{"name": name, "commit": ref.Commit},
-	}
-	if _, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("failed to create the ConfigMap of build %d: %w", i, err)
-	}
-	return nil
+	return float64(ru.Maxrss) / 1024
 }

@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/deploy"
@@ -36,6 +38,7 @@ import (
 	"runboat.dev/shared/ops"
 	"runboat.dev/shared/quota"
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/invariants"
 	"runboat.dev/shared/testenv/manifests"
 )
 
@@ -71,11 +74,19 @@ type harness struct {
 	meta     metadata.Interface
 	dyn      dynamic.Interface
 	logger   zerolog.Logger
+	// lease is the Lease duration of the jobs' runs: 3 s by default, so
+	// that a run a test kills blocks the next ones only that long.
+	lease time.Duration
 }
 
 func newHarness(t *testing.T, q config.Quotas, rules ...config.RepoRule) *harness {
 	t.Helper()
-	e := e2e.New(t)
+	return newHarnessOn(t, e2e.New(t), q, rules...)
+}
+
+// newHarnessOn is newHarness in the test namespace e.
+func newHarnessOn(t *testing.T, e *e2e.Env, q config.Quotas, rules ...config.RepoRule) *harness {
+	t.Helper()
 	h := &harness{t: t, e: e, logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Logger()}
 	h.cfg = runner.Config{
 		Builds: config.Builds{Repos: rules, Namespace: e.Namespace, Domain: "runboat.test"},
@@ -130,7 +141,7 @@ func (h *harness) env(job string, wrap func(http.RoundTripper) http.RoundTripper
 	if wrap != nil {
 		rc.Wrap(wrap)
 	}
-	opts := runner.EnvOptions{Statuses: github.NoopStatusPoster{}, Out: io.Discard, LeaseDuration: 3 * time.Second}
+	opts := runner.EnvOptions{Statuses: github.NoopStatusPoster{}, Out: io.Discard, LeaseDuration: cmp.Or(h.lease, 3*time.Second)}
 	for _, m := range mods {
 		m(&opts)
 	}
@@ -143,6 +154,31 @@ func (h *harness) env(job string, wrap func(http.RoundTripper) http.RoundTripper
 		h.t.Fatal(err)
 	}
 	return env
+}
+
+// checker samples the test's namespace, holding the init Jobs to
+// maxInitializing (the harness's quota, or less to catch a job that
+// exceeds it); it reports when the test ends, failing it on any breach.
+func (h *harness) checker(maxInitializing int) *invariants.Checker {
+	h.t.Helper()
+	c, err := invariants.New(h.e.Config, h.e.Namespace, maxInitializing)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+// watch samples with c every 100 ms until the test ends, then fails it
+// on any breach seen.
+func (h *harness) watch(c *invariants.Checker) {
+	stop := c.Start(context.Background(), 100*time.Millisecond)
+	h.t.Cleanup(func() {
+		r := stop()
+		h.t.Logf("invariants: %d samples", r.Samples)
+		if len(r.Breaches) > 0 {
+			h.t.Errorf("invariants broken: %s", r)
+		}
+	})
 }
 
 // run runs one pass of job as the ServiceAccount; it must succeed.
@@ -260,17 +296,7 @@ func finished(j batchv1.Job) bool {
 
 // labelledKinds are the kinds a build's objects may be of on the local
 // cluster, dependents included.
-var labelledKinds = []schema.GroupVersionResource{
-	{Group: "apps", Version: "v1", Resource: "deployments"},
-	{Group: "apps", Version: "v1", Resource: "replicasets"},
-	{Version: "v1", Resource: "pods"},
-	{Group: "batch", Version: "v1", Resource: "jobs"},
-	{Version: "v1", Resource: "services"},
-	{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"},
-	{Version: "v1", Resource: "configmaps"},
-	{Version: "v1", Resource: "secrets"},
-	{Version: "v1", Resource: "persistentvolumeclaims"},
-}
+var labelledKinds = append([]schema.GroupVersionResource{{Group: "apps", Version: "v1", Resource: "deployments"}}, invariants.Labelled...)
 
 // leftovers lists the objects labelled with the build, of every kind.
 func (h *harness) leftovers(name string) []string {
@@ -365,6 +391,18 @@ func (h *harness) until(what string, timeout time.Duration, jobs []runner.Job, c
 		return cond(last), nil
 	})
 	return last
+}
+
+// waitLeaseHeld waits until a run holds the Lease of job.
+func (h *harness) waitLeaseHeld(job runner.Job) {
+	h.t.Helper()
+	waitFor(h.t, "a run of "+job.Name()+" to hold its Lease", time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := h.e.Client.CoordinationV1().Leases(h.e.Namespace).Get(ctx, runner.LeaseName(job), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "", err
+	})
 }
 
 // waitLeaseFree waits until nobody holds the Lease of job, or it expired.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -173,5 +174,69 @@ func TestE2EReactionPassWhileLingering(t *testing.T) {
 	}
 	if got := ptr.Deref(h.initLease().Spec.HolderIdentity, ""); got != "" {
 		t.Errorf("lease held by %q after the lingering run stopped, want released", got)
+	}
+}
+
+// TestE2ELeaseOfAnEndedPod: the Lease held, not expired, by a run of
+// another machine is waited for while that run's pod is not known to have
+// ended, and taken at once when its pod has failed (a CronJob's pod whose
+// process was killed). The pod is looked for as the jobs' ServiceAccount
+// may, by a list with a field selector.
+func TestE2ELeaseOfAnEndedPod(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultQuotas, rule("^acme/podlease$", nil))
+	ctx := context.Background()
+	const pod = "runboat-initializer-29000000-x7k2p"
+	// A pod of no node: no kubelet or kwok changes its status but the test.
+	p, err := h.e.Client.CoreV1().Pods(h.e.Namespace).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: pod},
+		Spec: corev1.PodSpec{
+			NodeName:   "runboat-no-such-node",
+			Containers: []corev1.Container{{Name: "initializer", Image: image}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The identity a run in that pod has: another process table than this
+	// machine's.
+	holder := pod + "-1-4242-00ff00ff-1a2b3c4d"
+	now := metav1.NewMicroTime(time.Now())
+	if _, err := h.e.Client.CoordinationV1().Leases(h.e.Namespace).Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: runner.LeaseName(initializer.Job{})},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To[int32](300),
+			AcquireTime: &now, RenewTime: &now, LeaseTransitions: ptr.To[int32](4),
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	name := h.deploy("acme/podlease", "main", 0, 1)
+
+	// Its pod is pending: the Lease is the run's.
+	if err := initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.jobsOf(model.JobInitialize, name)); n != 0 {
+		t.Fatalf("%d init Jobs launched while the Lease was held by a run whose pod is pending", n)
+	}
+	if got := ptr.Deref(h.initLease().Spec.HolderIdentity, ""); got != holder {
+		t.Fatalf("the Lease is held by %q, want still %s", got, holder)
+	}
+
+	// Its pod failed: the next pass takes the Lease and acts.
+	p.Status.Phase = corev1.PodFailed
+	if _, err := h.e.Client.CoreV1().Pods(h.e.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := initializer.RunOnce(h.ctx(), h.env(initializer.Name, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.jobsOf(model.JobInitialize, name)); n != 1 {
+		t.Fatalf("%d init Jobs after the pass that followed the holder's pod failing, want 1", n)
+	}
+	taken := h.initLease()
+	if got := ptr.Deref(taken.Spec.LeaseTransitions, 0); got != 5 {
+		t.Errorf("lease transitions %d, want 5: taken over once", got)
 	}
 }

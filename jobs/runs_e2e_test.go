@@ -36,6 +36,7 @@ var slowInit = map[string]string{"initialize_kwok_delay": "10m"}
 func TestE2EConcurrentInitializers(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, defaultQuotas, rule("^acme/slow$", slowInit))
+	h.watch(h.checker(defaultQuotas.MaxInitializing))
 	for i := range 6 {
 		h.deploy("acme/slow", "main", 0, i)
 	}
@@ -135,6 +136,8 @@ func TestE2EKilledRunsConverge(t *testing.T) {
 	t.Parallel()
 	q := config.Quotas{MaxInitializing: 2, MaxStarted: 1, MaxDeployed: 10}
 	h := newHarness(t, q, rule("^acme/app$", map[string]string{"initialize_kwok_delay": "2s"}))
+	checker := h.checker(q.MaxInitializing)
+	h.watch(checker)
 	var names []string
 	for i := range 5 {
 		names = append(names, h.deploy("acme/app", "main", 0, i))
@@ -212,6 +215,34 @@ func TestE2EKilledRunsConverge(t *testing.T) {
 			return len(h.leftovers(name)) == 0, nil
 		})
 	}
+	if err := checker.Settled(h.ctx(), time.Minute); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestE2ECheckerCatchesABrokenInitializer: the invariant checker the
+// concurrency and kill tests run sees a job that breaks the quota. The
+// initializer here is given a quota of 4 init Jobs while the checker holds
+// the namespace to 2, as a job ignoring its quota would run.
+func TestE2ECheckerCatchesABrokenInitializer(t *testing.T) {
+	t.Parallel()
+	q := config.Quotas{MaxInitializing: 4, MaxStarted: 1, MaxDeployed: 10}
+	h := newHarness(t, q, rule("^acme/slow$", slowInit))
+	c := h.checker(2)
+	for i := range 4 {
+		h.deploy("acme/slow", "main", 0, i)
+	}
+	if bs, err := c.Sample(h.ctx()); err != nil || len(bs) != 0 {
+		t.Fatalf("before the initializer: %v %v", bs, err)
+	}
+	h.run(initializer.Job{})
+	bs, err := c.Sample(h.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 || bs[0].Kind != "init-quota" || !strings.Contains(bs[0].What, "4 init Jobs run") {
+		t.Errorf("after an initializer that launched 4 init Jobs: %v, want one init-quota breach", bs)
+	}
 }
 
 // TestE2EDryRun: a dry run prints the plan and writes nothing, not even its
@@ -257,13 +288,7 @@ func TestE2ELinger(t *testing.T) {
 		done <- runner.Run(h.ctx(), h.env(initializer.Name, nil), initializer.Job{}, runner.Options{Linger: linger})
 	}()
 	// The lingering run holds the Lease: another run does nothing.
-	waitFor(t, "the lingering run to hold its Lease", time.Minute, func(ctx context.Context) (bool, error) {
-		l, err := h.e.Client.CoordinationV1().Leases(h.e.Namespace).Get(ctx, runner.LeaseName(initializer.Job{}), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "", err
-	})
+	h.waitLeaseHeld(initializer.Job{})
 	a := h.deploy("acme/app", "main", 0, 1)
 	b := h.deploy("acme/app", "main", 0, 2)
 	// With one slot, b is initialized only after a's Job ends: the run

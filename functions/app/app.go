@@ -33,6 +33,7 @@ type Config struct {
 	config.Webhook
 	config.API
 	config.Jobs
+	config.Kube
 	Console
 }
 
@@ -65,6 +66,10 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 		return nil, err
 	}
 	poster, err := github.PosterFor(cfg.GitHub, &logger)
+	if err != nil {
+		return nil, err
+	}
+	access, err := github.NewAccess(cfg.GitHub, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +114,7 @@ func NewHandler(cfg Config, restConfig *rest.Config, logger zerolog.Logger) (htt
 		BuildDomain:   cfg.Domain,
 		AdminUser:     cfg.AdminUser,
 		AdminPasswd:   cfg.AdminPasswd,
-		GitHubToken:   cfg.Token,
+		GitHubAccess:  access,
 		ResetInterval: cfg.ResetInterval,
 		Logger:        logger,
 	})

@@ -551,7 +551,11 @@ func (f *fixture) unreachableNode(t *testing.T) string {
 	ctx := context.Background()
 	nodes := f.env.Client.CoreV1().Nodes()
 	n, err := nodes.Create(ctx, &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "unreachable-" + f.env.Namespace},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "unreachable-" + f.env.Namespace,
+			// One of kwok's, which makes it Ready.
+			Annotations: map[string]string{localcluster.FakeNodeAnnotation: localcluster.FakeNodeAnnotationValue},
+		},
 		// The scheduler puts no pod of another test there; the test's own
 		// pod names the node.
 		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "runboat.dev/unreachable", Effect: corev1.TaintEffectNoSchedule}}},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,15 +56,16 @@ func (h *Handler) listDeployments(ctx context.Context) ([]appsv1.Deployment, err
 // listBuildDeployments lists the Deployments of every build, page by page,
 // and returns what keep retains of each.
 func listBuildDeployments[O any](ctx context.Context, h *Handler, keep func(*appsv1.Deployment) (O, bool)) ([]O, error) {
-	out, _, err := listBuildDeploymentsAt(ctx, h, keep)
+	out, _, err := listBuildDeploymentsAt(ctx, h, model.LabelBuild, keep)
 	return out, err
 }
 
-// listBuildDeploymentsAt is listBuildDeployments, with the resourceVersion
-// of the list, from which a watch sees every later change.
-func listBuildDeploymentsAt[O any](ctx context.Context, h *Handler, keep func(*appsv1.Deployment) (O, bool)) ([]O, string, error) {
+// listBuildDeploymentsAt lists the build Deployments that selector selects
+// (among those labelled runboat/build), with the resourceVersion of the
+// list, from which a watch sees every later change.
+func listBuildDeploymentsAt[O any](ctx context.Context, h *Handler, selector string, keep func(*appsv1.Deployment) (O, bool)) ([]O, string, error) {
 	out, rv, err := kube.List(ctx, h.opts.Client.AppsV1().Deployments(h.opts.Namespace).List,
-		metav1.ListOptions{LabelSelector: model.LabelBuild}, keep)
+		metav1.ListOptions{LabelSelector: selector}, keep)
 	if err != nil {
 		return nil, "", fmt.Errorf("failed to list builds: %w", err)
 	}
@@ -83,14 +85,37 @@ func (h *Handler) listBuildsOf(ctx context.Context, repo string) ([]buildInfo, e
 	return bs, err
 }
 
-// listBuildsAt is listBuildsOf, with the resourceVersion of the list.
+// listBuildsAt is listBuildsOf, with the resourceVersion of the list. The
+// builds of a repository are selected by the API server, by their label
+// runboat/repo-key, with those that have no such label yet (made by the
+// Python runboat or an earlier version, until a job adopts them), both
+// lists at once; the resourceVersion is the first's.
 func (h *Handler) listBuildsAt(ctx context.Context, repo string) ([]buildInfo, string, error) {
-	return listBuildDeploymentsAt(ctx, h, func(d *appsv1.Deployment) (buildInfo, bool) {
+	keep := func(d *appsv1.Deployment) (buildInfo, bool) {
 		if repo != "" && !strings.EqualFold(d.Annotations[model.AnnotationRepo], repo) {
-			return buildInfo{}, false // not read in full: most builds are of other repositories
+			return buildInfo{}, false // not read in full: a label collision, or a build without the label
 		}
 		return readableBuild(ctx, d)
+	}
+	if repo == "" {
+		return listBuildDeploymentsAt(ctx, h, model.LabelBuild, keep)
+	}
+	var labelled, unlabelled []buildInfo
+	var rv string
+	var g errgroup.Group
+	g.Go(func() (err error) {
+		sel := model.LabelBuild + "," + model.LabelRepo + "=" + model.RepoKey(repo)
+		labelled, rv, err = listBuildDeploymentsAt(ctx, h, sel, keep)
+		return err
 	})
+	g.Go(func() (err error) {
+		unlabelled, _, err = listBuildDeploymentsAt(ctx, h, model.LabelBuild+",!"+model.LabelRepo, keep)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, "", err
+	}
+	return append(labelled, unlabelled...), rv, nil
 }
 
 // readableBuild reads a build from its Deployment; one that cannot be read

@@ -91,7 +91,9 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/utils/clock"
 
+	"runboat.dev/functions/internal/recovery"
 	"runboat.dev/shared/config"
+	"runboat.dev/shared/github"
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
@@ -168,6 +170,10 @@ type Options struct {
 	GitHubAPIURL string
 	// HTTPClient makes the GitHub calls; nil means one with a 10 s timeout.
 	HTTPClient *http.Client
+	// GitHubAccess, when set, is how the trigger endpoints call GitHub (a
+	// token or a GitHub App, at its API URL), in place of GitHubToken,
+	// GitHubAPIURL and HTTPClient.
+	GitHubAccess *github.Access
 	// ResetInterval is the shortest time between two resets of a build;
 	// zero means DefaultResetInterval.
 	ResetInterval time.Duration
@@ -240,6 +246,9 @@ func New(opts Options) (*Handler, error) {
 		opts.Clock = clock.RealClock{}
 	}
 	gh, err := newGitHubClient(opts.HTTPClient, opts.GitHubToken.Value(), opts.GitHubAPIURL)
+	if opts.GitHubAccess != nil {
+		gh, err = accessGitHubClient(opts.GitHubAccess)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -325,15 +334,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("X-Frame-Options", "DENY")
-	defer func() {
-		if v := recover(); v != nil {
-			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				panic(v)
-			}
-			logger.Error().Interface("panic", v).Msg("console handler panicked")
-			writeError(w, http.StatusInternalServerError, "internal error")
-		}
-	}()
+	defer recovery.Recover(&logger, "console", func() { writeError(w, http.StatusInternalServerError, "internal error") })
 	h.csrf.ServeHTTP(w, r)
 }
 

@@ -49,6 +49,15 @@ type githubClient struct {
 	client *gh.Client
 }
 
+// accessGitHubClient is the client of the trigger endpoints with access.
+func accessGitHubClient(access *github.Access) (*githubClient, error) {
+	c, err := access.Client()
+	if err != nil {
+		return nil, err
+	}
+	return &githubClient{client: c}, nil
+}
+
 func newGitHubClient(httpClient *http.Client, token, apiURL string) (*githubClient, error) {
 	c, err := github.NewAPIClient(httpClient, token, apiURL)
 	if err != nil {

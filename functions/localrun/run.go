@@ -24,8 +24,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/testenv/localcluster"
@@ -104,11 +102,11 @@ func run(ctx context.Context, opts Options) error {
 		return err
 	}
 	jobsKubeconfig := filepath.Join(work, "jobs.kubeconfig")
-	if err := writeKubeconfig(jobsKubeconfig, "runboat", jobsConfig); err != nil {
+	if err := manifests.WriteKubeconfig(jobsKubeconfig, "runboat", Namespace, jobsConfig); err != nil {
 		return err
 	}
 	functionKubeconfig := filepath.Join(work, "function.kubeconfig")
-	if err := writeKubeconfig(functionKubeconfig, "runboat-function", functionConfig); err != nil {
+	if err := manifests.WriteKubeconfig(functionKubeconfig, "runboat-function", Namespace, functionConfig); err != nil {
 		return err
 	}
 	fmt.Fprintln(opts.Out, "Building the function and the jobs...")
@@ -225,7 +223,7 @@ func environment(root string) ([]string, error) {
 		"repo":   "^codertocat/hello-world$",
 		"branch": ".*",
 		"builds": []map[string]any{{
-			"image":          "busybox:1.36",
+			"image":          localcluster.DemoImage,
 			"kubefiles_path": filepath.Join(root, "kubefiles", "demo"),
 		}},
 	}})
@@ -329,18 +327,4 @@ func waitServing(ctx context.Context, errc <-chan error) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// writeKubeconfig writes a kubeconfig holding cfg's address, CA and token,
-// for the user user.
-func writeKubeconfig(path, user string, cfg *rest.Config) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData, CertificateAuthority: cfg.CAFile}
-	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
-	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "local", AuthInfo: user, Namespace: Namespace}
-	kc.CurrentContext = user
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		return fmt.Errorf("failed to write the kubeconfig of %s: %w", user, err)
-	}
-	return nil
 }

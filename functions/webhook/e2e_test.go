@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
 	"runboat.dev/shared/testenv/e2e"
+	"runboat.dev/shared/testenv/githubdouble"
 	"runboat.dev/shared/testenv/manifests"
 )
 
@@ -33,6 +35,9 @@ const testDomain = "builds.example.org"
 type e2eFixture struct {
 	*fixture
 	env *e2e.Env
+	// github is GitHub's double: the statuses are posted to it with the
+	// go-github client, and it fails the test on any it would refuse.
+	github *githubdouble.Double
 }
 
 // demoKubefiles is the demo kubefiles folder of the project.
@@ -91,7 +96,13 @@ func newE2EWith(t *testing.T, builds func(namespace string) config.Builds) *e2eF
 		o.Deployer = d
 		o.Supported = b.Supported
 	})
-	return &e2eFixture{fixture: f, env: env}
+	gh := githubdouble.New(t)
+	client, err := github.NewClient(gh.Client(), "t0ken", gh.APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.poster.next = client
+	return &e2eFixture{fixture: f, env: env, github: gh}
 }
 
 func (f *e2eFixture) builds(t *testing.T) []appsv1.Deployment {
@@ -221,6 +232,10 @@ func TestE2EPushAndPullRequestDeploy(t *testing.T) {
 		if s.State != github.StatusPending || !strings.HasPrefix(s.TargetURL, testBaseURL+"/builds/b") {
 			t.Errorf("status %+v, want pending with a build link", s)
 		}
+	}
+	// GitHub's double took them all, as GitHub's description allows.
+	if posted := f.github.Statuses(); len(posted) != len(refs) || posted[0].Context != github.StatusContext {
+		t.Errorf("GitHub's double got statuses %+v, want %d of context %s", posted, len(refs), github.StatusContext)
 	}
 }
 
@@ -369,4 +384,53 @@ func TestE2ESHA256Commit(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBuild(t, bs[0], ref)
+}
+
+// A new build costs the API server a bounded number of requests: two lists
+// (its labelled build, a Python runboat one), one dry run of each rendered
+// object (made while the lists go), one apply of each but the Deployment,
+// and the Deployment's create; a delivery of a commit that has its build
+// costs the two lists and the dry runs, and writes nothing.
+func TestE2ERequestsPerDelivery(t *testing.T) {
+	env := e2e.New(t)
+	b := testBuilds(t, env.Namespace)
+	cfg, reqs := e2e.Counting(manifests.InstallFunction(t, env))
+	d := newDeployer(t, cfg, b)
+	f := newFixture(t, func(o *Options) { o.Deployer = d; o.Supported = b.Supported })
+	push := func(sha string) []byte {
+		return edit(t, payload(t, "push.branch"), func(m map[string]any) { m["after"] = sha })
+	}
+	// The first delivery reads the API server's discovery (once per
+	// process); the second is the one counted.
+	(&e2eFixture{fixture: f, env: env}).expectCode(t, "push", push(strings.Repeat("1", 40)), http.StatusCreated)
+	reqs.Take()
+	(&e2eFixture{fixture: f, env: env}).expectCode(t, "push", push(strings.Repeat("2", 40)), http.StatusCreated)
+	got := e2e.Summary(reqs.Take())
+	// The demo kubefiles: a Deployment, a Service, an Ingress, and the
+	// build variables and env ConfigMaps and secret env Secret.
+	want := map[string]int{
+		"GET deployments ":          2,
+		"PATCH deployments dry-run": 1,
+		"PATCH services dry-run":    1,
+		"PATCH ingresses dry-run":   1,
+		"PATCH configmaps dry-run":  2,
+		"PATCH secrets dry-run":     1,
+		"PATCH services ":           1,
+		"PATCH ingresses ":          1,
+		"PATCH configmaps ":         2,
+		"PATCH secrets ":            1,
+		"POST deployments ":         1,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("requests of a new build:\n got %v\nwant %v", got, want)
+	}
+	(&e2eFixture{fixture: f, env: env}).expectCode(t, "push", push(strings.Repeat("2", 40)), http.StatusOK)
+	for k := range want {
+		if !strings.HasSuffix(k, "dry-run") && k != "GET deployments " {
+			delete(want, k)
+		}
+	}
+	if got := e2e.Summary(reqs.Take()); !maps.Equal(got, want) {
+		t.Errorf("requests of a commit that has its build:\n got %v\nwant %v (the lists and dry runs)", got, want)
+	}
 }

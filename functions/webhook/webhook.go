@@ -31,6 +31,7 @@ import (
 	gh "github.com/google/go-github/v58/github"
 	"github.com/rs/zerolog"
 
+	"runboat.dev/functions/internal/recovery"
 	"runboat.dev/shared/github"
 	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
@@ -138,6 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	eventType, deliveryID := r.Header.Get(github.HeaderEvent), r.Header.Get(github.HeaderDelivery)
 	logger := h.opts.Logger.With().Str("delivery", deliveryID).Str("event", eventType).Logger()
 	ctx := logging.Into(r.Context(), logger)
+	defer recovery.Recover(&logger, "webhook", func() { reply(w, http.StatusInternalServerError, "internal error") })
 
 	res := h.receive(ctx, w, r)
 

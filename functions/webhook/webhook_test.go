@@ -17,6 +17,7 @@ import (
 
 	"runboat.dev/functions/internal/testutil"
 	"runboat.dev/shared/github"
+	"runboat.dev/shared/logging"
 	"runboat.dev/shared/model"
 )
 
@@ -85,18 +86,24 @@ type status struct {
 	Description string
 }
 
-// fakePoster records the statuses posted; err makes it fail.
+// fakePoster records the statuses posted; err makes it fail; next, if
+// set, posts them too (to GitHub's double, in the e2e tests).
 type fakePoster struct {
 	mu       sync.Mutex
 	statuses []status
 	err      error
+	next     github.StatusPoster
 }
 
-func (p *fakePoster) PostStatus(_ context.Context, repo, sha string, state github.StatusState, targetURL, description string) error {
+func (p *fakePoster) PostStatus(ctx context.Context, repo, sha string, state github.StatusState, targetURL, description string) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.statuses = append(p.statuses, status{repo, sha, state, targetURL, description})
-	return p.err
+	err, next := p.err, p.next
+	p.mu.Unlock()
+	if err == nil && next != nil {
+		err = next.PostStatus(ctx, repo, sha, state, targetURL, description)
+	}
+	return err
 }
 
 // fixture is a handler with fakes and a captured log.
@@ -508,6 +515,35 @@ func TestDeployerFails(t *testing.T) {
 		if len(f.poster.statuses) != 0 {
 			t.Errorf("%s: status posted after a failure", tc.file)
 		}
+	}
+}
+
+// panickingDeployer panics in every call with a message quoting a secret.
+type panickingDeployer struct{ fakeDeployer }
+
+const panicSecret = "ghp_panicTOKEN42"
+
+func (*panickingDeployer) Deploy(context.Context, model.Ref) (string, bool, error) {
+	panic("deployer broke, token " + panicSecret)
+}
+
+// A panic in the webhook's path is answered 500 with nothing of it, and
+// logged through the process's logger, whose output redacts secrets.
+func TestPanicIsA500(t *testing.T) {
+	var log testutil.SyncBuffer
+	f := newFixture(t, func(o *Options) {
+		o.Deployer = &panickingDeployer{}
+		o.Logger = zerolog.New(logging.Redacting(&log, panicSecret))
+	})
+	w := f.serve(delivery("push", payload(t, "push.branch")))
+	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "broke") {
+		t.Errorf("panic answered %d %q, want 500 saying nothing of it", w.Code, w.Body.String())
+	}
+	if !strings.Contains(log.String(), "webhook handler panicked") || !strings.Contains(log.String(), "deployer broke, token [REDACTED]") {
+		t.Errorf("panic not logged, redacted: %s", log.String())
+	}
+	if strings.Contains(log.String(), panicSecret) {
+		t.Errorf("the log holds the secret: %s", log.String())
 	}
 }
 

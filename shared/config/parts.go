@@ -52,6 +52,20 @@ type GitHub struct {
 	Token Secret `env:"GITHUB_TOKEN"`
 	// DisableCommitStatuses is RUNBOAT_DISABLE_COMMIT_STATUSES.
 	DisableCommitStatuses bool `env:"DISABLE_COMMIT_STATUSES"`
+	// AppID is RUNBOAT_GITHUB_APP_ID: with RUNBOAT_GITHUB_PRIVATE_KEY, the
+	// program authenticates as this GitHub App's installation rather than
+	// with a token.
+	AppID int64 `env:"GITHUB_APP_ID"`
+	// InstallationID is RUNBOAT_GITHUB_INSTALLATION_ID, the App's
+	// installation; 0 finds the installation of each repository.
+	InstallationID int64 `env:"GITHUB_INSTALLATION_ID"`
+	// PrivateKey is RUNBOAT_GITHUB_PRIVATE_KEY, the App's private key
+	// (PEM).
+	PrivateKey Secret `env:"GITHUB_PRIVATE_KEY"`
+	// APIURL is RUNBOAT_GITHUB_API_URL, the root of the REST API: empty
+	// for https://api.github.com/, https://HOST/api/v3/ for GitHub
+	// Enterprise Server.
+	APIURL string `env:"GITHUB_API_URL"`
 	// BaseURL is RUNBOAT_BASE_URL, where the runboat UI and API are
 	// exposed; commit statuses link to it.
 	BaseURL string `env:"BASE_URL" envDefault:"http://localhost:8000"`
@@ -59,10 +73,31 @@ type GitHub struct {
 
 // Validate reports every problem, each naming its variable.
 func (g GitHub) Validate() error {
+	var errs []error
 	if err := checkHTTPURL(g.BaseURL); err != nil {
-		return fieldErr("BASE_URL", "%w", err)
+		errs = append(errs, fieldErr("BASE_URL", "%w", err))
 	}
-	return nil
+	if g.APIURL != "" {
+		if err := checkHTTPURL(g.APIURL); err != nil {
+			errs = append(errs, fieldErr("GITHUB_API_URL", "%w", err))
+		}
+	}
+	switch {
+	case g.AppID < 0:
+		errs = append(errs, fieldErr("GITHUB_APP_ID", "must be > 0, got %d", g.AppID))
+	case g.AppID > 0 && g.PrivateKey == "":
+		errs = append(errs, fieldErr("GITHUB_PRIVATE_KEY", "required with %sGITHUB_APP_ID", Prefix))
+	case g.AppID == 0 && g.PrivateKey != "":
+		errs = append(errs, fieldErr("GITHUB_APP_ID", "required with %sGITHUB_PRIVATE_KEY", Prefix))
+	case g.AppID == 0 && g.InstallationID != 0:
+		errs = append(errs, fieldErr("GITHUB_APP_ID", "required with %sGITHUB_INSTALLATION_ID", Prefix))
+	case g.AppID > 0 && g.Token != "":
+		errs = append(errs, fieldErr("GITHUB_TOKEN", "set either a token or a GitHub App (%sGITHUB_APP_ID), not both", Prefix))
+	}
+	if g.InstallationID < 0 {
+		errs = append(errs, fieldErr("GITHUB_INSTALLATION_ID", "must be > 0, got %d", g.InstallationID))
+	}
+	return errors.Join(errs...)
 }
 
 // checkHTTPURL checks an absolute http or https URL. Its errors never quote
@@ -93,6 +128,10 @@ func checkHTTPURL(s string) error {
 // MarshalZerologObject logs the settings, the token redacted.
 func (g GitHub) MarshalZerologObject(e *zerolog.Event) {
 	e.Stringer("github_token", g.Token).
+		Int64("github_app_id", g.AppID).
+		Int64("github_installation_id", g.InstallationID).
+		Stringer("github_private_key", g.PrivateKey).
+		Str("github_api_url", g.APIURL).
 		Bool("disable_commit_statuses", g.DisableCommitStatuses).
 		Str("base_url", g.BaseURL)
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // redacted is what a set Secret prints as.
@@ -85,4 +87,43 @@ func (m SecretMap) Values() map[string]string {
 // Keys returns the names, sorted.
 func (m SecretMap) Keys() []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// SecretValues returns the value of every Secret set in v (a configuration
+// struct of this project, or a pointer to one), of every SecretMap entry,
+// at any depth (the secret env of each repository rule included): what a
+// log must never show, whatever quotes it back (logging.Redacting).
+func SecretValues(v any) []string {
+	var out []string
+	var walk func(reflect.Value)
+	walk = func(v reflect.Value) {
+		switch {
+		case v.Type() == reflect.TypeFor[Secret]():
+			if s := v.String(); s != "" {
+				out = append(out, s)
+			}
+			return
+		case v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case v.Kind() == reflect.Slice || v.Kind() == reflect.Array:
+			for i := range v.Len() {
+				walk(v.Index(i))
+			}
+		case v.Kind() == reflect.Map:
+			for it := v.MapRange(); it.Next(); {
+				walk(it.Value())
+			}
+		case v.Kind() == reflect.Struct && strings.HasPrefix(v.Type().PkgPath(), "runboat.dev/"):
+			// Only this project's structs: the others (a compiled
+			// expression, a time) hold no Secret.
+			for i := range v.NumField() {
+				walk(v.Field(i))
+			}
+		}
+	}
+	walk(reflect.ValueOf(v))
+	slices.Sort(out)
+	return slices.Compact(out)
 }

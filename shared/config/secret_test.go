@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,5 +164,28 @@ func TestSecretMap(t *testing.T) {
 	}
 	if err := m.UnmarshalText([]byte(`["x"]`)); err == nil {
 		t.Error("a list read as a SecretMap")
+	}
+}
+
+type secretsHolder struct {
+	GitHub GitHub
+	Builds Builds
+	Other  *Webhook
+}
+
+// SecretValues finds every secret of a configuration, at any depth, once.
+func TestSecretValues(t *testing.T) {
+	rule := MustRepoRule("^a/b$", ".*", BuildSettings{Image: "x", SecretEnv: SecretMap{"A": "rule-secret"}})
+	cfg := &secretsHolder{
+		GitHub: GitHub{Token: "tok", APIURL: "https://api.github.com"},
+		Builds: Builds{SecretEnv: SecretMap{"P": "pw", "Q": "pw"}, Repos: RepoRules{rule}, Namespace: "not-a-secret"},
+		Other:  &Webhook{Secret: "hook"},
+	}
+	got := SecretValues(cfg)
+	if want := []string{"hook", "pw", "rule-secret", "tok"}; !slices.Equal(got, want) {
+		t.Errorf("SecretValues = %q, want %q", got, want)
+	}
+	if got := SecretValues(secretsHolder{}); len(got) != 0 {
+		t.Errorf("SecretValues of nothing set = %q", got)
 	}
 }

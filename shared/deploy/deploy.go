@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/metadata"
@@ -32,6 +35,12 @@ type Deployer struct {
 	applier  *kube.Applier
 	metadata metadata.Interface
 	clock    clock.Clock
+	// renders keeps each rule's kubefiles rendered (render.Cache).
+	renders render.Cache
+	// deploys joins the concurrent deploys of one commit in this process:
+	// GitHub sends several deliveries for one push (the push, the pull
+	// request's synchronize, retries), often at once.
+	deploys singleflight.Group
 }
 
 // New returns a Deployer acting with clients.
@@ -39,42 +48,67 @@ func New(cfg config.Builds, clients *kube.Clients, clk clock.Clock) *Deployer {
 	return &Deployer{cfg: cfg, applier: clients.Applier(), metadata: clients.Metadata, clock: clk}
 }
 
+// deployed is the outcome of a deploy, shared by the deploys it joined.
+type deployed struct {
+	name    string
+	created bool
+}
+
 // Deploy makes sure the build of ref exists: it renders the deployment mode
-// of the build's kubefiles, checks every object with a server-side dry run,
-// applies all but the Deployment, then creates the Deployment. The create is
+// of the build's kubefiles, checks every object with a server-side dry run
+// (while it looks for an existing build), applies all but the Deployment,
+// then creates the Deployment. The create is
 // the lock: of concurrent deliveries of the same commit, one creates the
 // build (created is true) and the others find it. A commit that already has
 // a build, made by this program or adopted from the Python runboat, is left
-// alone.
+// alone. Concurrent deploys of one commit in a process make one deploy:
+// the first made creates the build, the others find it (created false).
 func (d *Deployer) Deploy(ctx context.Context, ref model.Ref) (name string, created bool, err error) {
 	bs, ok := d.cfg.Match(ref.Repo, ref.TargetBranch)
 	if !ok {
 		return "", false, fmt.Errorf("failed to deploy %s: %w", ref.Repo, render.ErrUnsupported)
 	}
-	if existing, err := d.find(ctx, ref); err != nil {
-		return "", false, err
-	} else if existing != "" {
+	key := ref.TargetKey() + "/" + model.CommitLabel(ref.Commit)
+	first := false
+	v, err, _ := d.deploys.Do(key, func() (any, error) {
+		first = true
+		// Not cancelled with the request that happens to run it: the
+		// requests that joined it wait for its outcome.
+		name, created, err := d.deploy(context.WithoutCancel(ctx), ref, bs)
+		return deployed{name, created}, err
+	})
+	out, _ := v.(deployed)
+	return out.name, out.created && first, err
+}
+
+func (d *Deployer) deploy(ctx context.Context, ref model.Ref, bs config.BuildSettings) (name string, created bool, err error) {
+	// The look for an existing build and the render and dry run of a new
+	// one go at once: a new build waits for the longer of the two, not
+	// for both. A commit that has its build wasted a dry run, which
+	// changes nothing.
+	var existing string
+	var findErr error
+	found := make(chan struct{})
+	go func() {
+		defer close(found)
+		existing, findErr = d.find(ctx, ref)
+	}()
+	vars, objs, checkErr := d.renderChecked(ctx, ref, bs)
+	<-found
+	switch {
+	case findErr != nil:
+		return "", false, findErr
+	case existing != "":
 		logging.From(logging.WithBuild(ctx, ref, existing)).Info().Msg("commit already has a build")
 		return existing, false, nil
-	}
-	fsys, err := render.Kubefiles(d.cfg, bs)
-	if err != nil {
-		return "", false, err
-	}
-	vars := render.VarsFor(d.cfg, bs, ref)
-	vars.LastScaled = d.clock.Now()
-	objs, err := render.Render(fsys, render.ModeDeployment, vars)
-	if err != nil {
-		return "", false, err
+	case checkErr != nil:
+		return "", false, checkErr
 	}
 	dep, rest, err := render.SplitDeployment(objs)
 	if err != nil {
 		return "", false, err
 	}
-	if err := d.applier.DryRun(ctx, objs); err != nil {
-		return "", false, fmt.Errorf("failed to deploy %s: %w", vars.Name, err)
-	}
-	if err := d.applier.Apply(ctx, rest); err != nil {
+	if err := d.applier.ApplyChecked(ctx, rest); err != nil {
 		return "", false, fmt.Errorf("failed to deploy %s: %w", vars.Name, err)
 	}
 	res, err := d.applier.Resource(dep)
@@ -91,17 +125,47 @@ func (d *Deployer) Deploy(ctx context.Context, ref model.Ref) (name string, crea
 	return vars.Name, true, nil
 }
 
-// find returns the name of a build of ref, or "" if it has none.
-func (d *Deployer) find(ctx context.Context, ref model.Ref) (string, error) {
-	sel := labels.Set{model.LabelCommit: model.CommitLabel(ref.Commit), model.LabelTarget: ref.TargetKey()}.AsSelector()
-	found, err := d.list(ctx, sel.String(), func(m *metav1.PartialObjectMetadata) bool { return true })
-	if err != nil || len(found) > 0 {
-		return firstBuild(found), err
+// renderChecked renders the deployment mode of the build of ref and checks
+// every object, the Deployment included, with one server-side dry run: an
+// object the API server refuses leaves nothing made.
+func (d *Deployer) renderChecked(ctx context.Context, ref model.Ref, bs config.BuildSettings) (render.Vars, []*unstructured.Unstructured, error) {
+	fsys, err := render.Kubefiles(d.cfg, bs)
+	if err != nil {
+		return render.Vars{}, nil, err
 	}
-	found, err = d.listUnadopted(ctx, func(a map[string]string) bool {
-		return sameTarget(a, ref.Repo, ref.TargetBranch, ref.PR) && strings.EqualFold(a[model.AnnotationCommit], ref.Commit)
+	vars := render.VarsFor(d.cfg, bs, ref)
+	vars.LastScaled = d.clock.Now()
+	objs, err := d.renders.Render(d.cfg.KubefilesPath(bs), fsys, render.ModeDeployment, vars)
+	if err != nil {
+		return render.Vars{}, nil, err
+	}
+	if err := d.applier.DryRun(ctx, objs); err != nil {
+		return render.Vars{}, nil, fmt.Errorf("failed to deploy %s: %w", vars.Name, err)
+	}
+	return vars, objs, nil
+}
+
+// find returns the name of a build of ref, or "" if it has none: one
+// labelled with its commit and target, or one the Python runboat made and no
+// job adopted yet, both looked for at once.
+func (d *Deployer) find(ctx context.Context, ref model.Ref) (string, error) {
+	var labelled, unadopted []metav1.PartialObjectMetadata
+	var g errgroup.Group
+	g.Go(func() (err error) {
+		sel := labels.Set{model.LabelCommit: model.CommitLabel(ref.Commit), model.LabelTarget: ref.TargetKey()}.AsSelector()
+		labelled, err = d.list(ctx, sel.String(), func(m *metav1.PartialObjectMetadata) bool { return true })
+		return err
 	})
-	return firstBuild(found), err
+	g.Go(func() (err error) {
+		unadopted, err = d.listUnadopted(ctx, func(a map[string]string) bool {
+			return sameTarget(a, ref.Repo, ref.TargetBranch, ref.PR) && strings.EqualFold(a[model.AnnotationCommit], ref.Commit)
+		})
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	return firstBuild(append(labelled, unadopted...)), nil
 }
 
 func firstBuild(found []metav1.PartialObjectMetadata) string {

@@ -9,19 +9,23 @@ import (
 )
 
 // PosterFor returns the StatusPoster the configuration asks for: none when
-// commit statuses are disabled or no token is set (with a warning then), a
-// go-github client otherwise.
+// commit statuses are disabled or no credentials are set (with a warning
+// then), a go-github client with the configured Access otherwise.
 func PosterFor(cfg config.GitHub, logger *zerolog.Logger) (StatusPoster, error) {
 	if cfg.DisableCommitStatuses {
 		return NoopStatusPoster{}, nil
 	}
-	if cfg.Token == "" {
-		logger.Warn().Msg("no RUNBOAT_GITHUB_TOKEN: commit statuses are not posted")
+	access, err := NewAccess(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	if access.Anonymous() {
+		logger.Warn().Msg("no RUNBOAT_GITHUB_TOKEN nor GitHub App: commit statuses are not posted")
 		return NoopStatusPoster{}, nil
 	}
-	c, err := NewClient(nil, cfg.Token.Value(), "")
+	c, err := access.Client()
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the GitHub client: %w", err)
 	}
-	return c, nil
+	return &Client{client: c}, nil
 }

@@ -43,6 +43,12 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err := a.apply(ctx, objs, true); err != nil {
 		return fmt.Errorf("failed the dry run: %w", err)
 	}
+	return a.ApplyChecked(ctx, objs)
+}
+
+// ApplyChecked applies objs that a DryRun has just accepted, in the two
+// waves of Apply, without a dry run of its own.
+func (a *Applier) ApplyChecked(ctx context.Context, objs []*unstructured.Unstructured) error {
 	var first, second []*unstructured.Unstructured
 	for _, o := range objs {
 		if isWorkload(o) {

@@ -105,11 +105,14 @@ type Clients struct {
 	Mapper meta.RESTMapper
 }
 
-// NewClients returns the clients of cfg.
+// NewClients returns the clients of cfg. Their reads answered 500, 502,
+// 503 or 504, or timed out, are tried again a few times (retryReads).
 func NewClients(cfg *rest.Config) (*Clients, error) {
 	if cfg == nil {
 		return nil, errors.New("failed to create the Kubernetes clients: no client configuration")
 	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(retryReads)
 	typedConfig := rest.CopyConfig(cfg)
 	typedConfig.ContentType = runtime.ContentTypeProtobuf
 	typedConfig.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -16,16 +17,56 @@ import (
 )
 
 // CopyFS copies the regular files and folders of fsys into mem under root.
+// Symbolic links are followed (up to maxLinkDepth folders deep), and names
+// that start with ".." are skipped: a folder mounted from a ConfigMap, as a
+// kubefiles folder in a job's pod is, holds its files as links into a
+// hidden "..<time>" folder, through "..data", which the kubelet swaps on
+// each update.
 func CopyFS(fsys fs.FS, mem filesys.FileSystem, root string) error {
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+	if err := copyFS(fsys, mem, root, 0); err != nil {
+		return fmt.Errorf("failed to copy the folder into memory: %w", err)
+	}
+	return nil
+}
+
+// maxLinkDepth bounds the links to folders followed within one another (a
+// link to a parent folder would never end).
+const maxLinkDepth = 8
+
+func copyFS(fsys fs.FS, mem filesys.FileSystem, root string, depth int) error {
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if strings.HasPrefix(d.Name(), "..") && p != "." {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		target := path.Join(root, p)
 		if d.IsDir() {
 			return mem.MkdirAll(target)
 		}
-		if !d.Type().IsRegular() {
+		if d.Type()&fs.ModeSymlink != 0 {
+			info, err := fs.Stat(fsys, p)
+			if err != nil {
+				return err
+			}
+			if info.IsDir() {
+				if depth >= maxLinkDepth {
+					return fmt.Errorf("%s: links to folders nested more than %d deep", p, maxLinkDepth)
+				}
+				sub, err := fs.Sub(fsys, p)
+				if err != nil {
+					return err
+				}
+				return copyFS(sub, mem, target, depth+1)
+			}
+			if !info.Mode().IsRegular() {
+				return nil
+			}
+		} else if !d.Type().IsRegular() {
 			return nil
 		}
 		b, err := fs.ReadFile(fsys, p)
@@ -34,10 +75,6 @@ func CopyFS(fsys fs.FS, mem filesys.FileSystem, root string) error {
 		}
 		return mem.WriteFile(target, b)
 	})
-	if err != nil {
-		return fmt.Errorf("failed to copy the folder into memory: %w", err)
-	}
-	return nil
 }
 
 // Build runs kustomize on the kustomization in dir of mem and returns the

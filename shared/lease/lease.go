@@ -1,8 +1,8 @@
 // Package lease gives a run of a job mutual exclusion with the other runs of
 // the same kind: it holds a coordination.k8s.io Lease for the run, renews it
 // while the run goes on, and releases it at the end. A run that finds the
-// Lease held, and not expired, gets ErrHeld and should exit without doing
-// anything.
+// Lease held, not expired, by a holder not known to have ended, gets ErrHeld
+// and should exit without doing anything.
 //
 // Every write of the Lease carries the resourceVersion read, so of two runs
 // taking it at the same moment one wins and the other gets ErrHeld.
@@ -10,11 +10,8 @@ package lease
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -42,26 +39,20 @@ type Lease struct {
 	duration time.Duration
 	clock    clock.Clock
 
+	// TakenOver says, when the Lease was taken from a holder whose
+	// process had ended before it expired, from whom and how that was
+	// known; empty otherwise.
+	TakenOver string
+
 	mu      sync.Mutex
 	current *coordinationv1.Lease
 	renewed time.Time
 }
 
-// Identity returns a holder identity for this process: its host name (the
-// pod name in a cluster) and a random suffix.
-func Identity() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "runboat"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return host + "-" + hex.EncodeToString(b)
-}
-
 // Acquire takes the Lease ns/name for identity, for duration (renewed by
 // Keep), creating it if needed. It returns an error wrapping ErrHeld when
-// another holder has it and it has not expired.
+// another holder has it, has not expired, and is not known to have ended
+// (see holder).
 func Acquire(ctx context.Context, client kube.Interface, ns, name, identity string, duration time.Duration, clk clock.Clock) (*Lease, error) {
 	if clk == nil {
 		clk = clock.RealClock{}
@@ -91,7 +82,11 @@ func Acquire(ctx context.Context, client kube.Interface, ns, name, identity stri
 		return nil, fmt.Errorf("failed to read lease %s: %w", name, err)
 	}
 	if holder := ptr.Deref(cur.Spec.HolderIdentity, ""); holder != "" && holder != identity && !expired(cur, now) {
-		return nil, fmt.Errorf("failed to acquire lease %s: %w (holder %s)", name, ErrHeld, holder)
+		gone, why := holderGone(ctx, client, ns, holder)
+		if !gone {
+			return nil, fmt.Errorf("failed to acquire lease %s: %w (holder %s: %s)", name, ErrHeld, holder, why)
+		}
+		l.TakenOver = fmt.Sprintf("from %s before it expired: %s", holder, why)
 	}
 	next := cur.DeepCopy()
 	next.Spec = l.spec(now, now, ptr.Deref(cur.Spec.LeaseTransitions, 0)+1)

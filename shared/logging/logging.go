@@ -6,6 +6,7 @@ package logging
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -74,4 +75,62 @@ func WithBuild(ctx context.Context, ref model.Ref, name string) context.Context 
 		c = c.Int("pr", ref.PR)
 	}
 	return Into(ctx, c.Str("commit", ref.Commit).Logger())
+}
+
+// Redacting returns a writer that writes to w what it is given with every
+// secret replaced by [REDACTED], both as it is and as JSON escapes it:
+// a log line that quotes a secret (an API's error echoing the credentials
+// of the request, a value a template printed) never reaches w with it.
+// Empty secrets are ignored. Each Write is redacted alone: zerolog writes
+// one line per Write.
+func Redacting(w io.Writer, secrets ...string) io.Writer {
+	var pairs []string
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		pairs = append(pairs, s, redacted)
+		for _, escaped := range jsonForms(s) {
+			if escaped != s {
+				pairs = append(pairs, escaped, redacted)
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return w
+	}
+	return redactingWriter{w: w, r: strings.NewReplacer(pairs...)}
+}
+
+const redacted = "[REDACTED]"
+
+// jsonForms are the ways JSON encoders write s inside a string: zerolog's
+// and encoding/json's without HTML escaping, and encoding/json's default.
+func jsonForms(s string) []string {
+	var out []string
+	for _, html := range []bool{false, true} {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if err := enc.Encode(s); err != nil {
+			continue // a string always encodes
+		}
+		q := strings.TrimSuffix(b.String(), "\n")
+		out = append(out, q[1:len(q)-1])
+	}
+	return out
+}
+
+type redactingWriter struct {
+	w io.Writer
+	r *strings.Replacer
+}
+
+// Write writes p redacted, and says it wrote all of p: the caller's count
+// is of what it gave.
+func (rw redactingWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(rw.w, rw.r.Replace(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -153,5 +155,29 @@ func TestWithBuildWithoutLogger(t *testing.T) {
 	ctx := WithBuild(context.Background(), model.Ref{Repo: "oca/x"}, "bx")
 	if From(ctx).Info().Enabled() {
 		t.Error("WithBuild without a logger enabled logging")
+	}
+}
+
+// A line quoting a secret, as it is or as JSON escapes it (a private key's
+// new lines, quotes, HTML characters), reaches the output redacted; the rest
+// of the line is kept.
+func TestRedacting(t *testing.T) {
+	key := "-----BEGIN KEY-----\nAB\"C<&>\n-----END KEY-----"
+	token := "ghp_redactME123"
+	var out strings.Builder
+	logger := zerolog.New(Redacting(&out, token, key, ""))
+	logger.Error().Err(errors.New("401 bad credentials: token "+token)).Str("key", key).Msg("GitHub said: " + token)
+	got := out.String()
+	for _, s := range []string{token, "AB\\\"C", "BEGIN KEY"} {
+		if strings.Contains(got, s) {
+			t.Errorf("the line holds %q: %s", s, got)
+		}
+	}
+	if !strings.Contains(got, "401 bad credentials: token [REDACTED]") || !strings.Contains(got, `"key":"[REDACTED]"`) {
+		t.Errorf("the line lost what is not secret: %s", got)
+	}
+	var plain strings.Builder
+	if w := Redacting(&plain); w != io.Writer(&plain) {
+		t.Error("with no secret, the writer is not the output itself")
 	}
 }

@@ -21,6 +21,16 @@ const (
 	// of a pull request can be selected by the API server. Added by this
 	// project, like LabelCommit.
 	LabelTarget = "runboat/target"
+	// LabelRepo identifies the repository of a build (RepoKey), so that the
+	// builds of a repository can be selected by the API server. Added by
+	// this project, like LabelCommit.
+	LabelRepo = "runboat/repo-key"
+	// LabelInitStatus is on a build's Deployment: a copy of its
+	// AnnotationInitStatus, written in the same patch, so that the builds
+	// to initialize and initializing can be selected by the API server.
+	// The annotation stays the truth: a job that finds the label missing or
+	// different repairs it. Added by this project.
+	LabelInitStatus = "runboat/init-status"
 
 	AnnotationRepo         = "runboat/repo"
 	AnnotationTargetBranch = "runboat/target-branch"

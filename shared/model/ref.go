@@ -107,6 +107,24 @@ func BranchKey(repo, branch string) string {
 	return "br-" + shortHash(strings.ToLower(repo), branch)
 }
 
+// Labels are the labels of every object of the build of r: runboat/build
+// and the selecting labels this project adds (its Deployment also has
+// runboat/init-status).
+func (r Ref) Labels() map[string]string {
+	return map[string]string{
+		LabelBuild:  r.Name(),
+		LabelCommit: CommitLabel(r.Commit),
+		LabelTarget: r.TargetKey(),
+		LabelRepo:   RepoKey(r.Repo),
+	}
+}
+
+// RepoKey is the runboat/repo-key label value of the builds of a
+// repository (any case).
+func RepoKey(repo string) string {
+	return "rp-" + shortHash(strings.ToLower(repo))
+}
+
 // PRKey is the runboat/target label value of the builds of a pull request.
 func PRKey(repo string, pr int) string {
 	return "pr-" + shortHash(strings.ToLower(repo), strconv.Itoa(pr))

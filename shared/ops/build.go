@@ -158,17 +158,23 @@ func (o *Ops) Undeploy(ctx context.Context, d *appsv1.Deployment, why string) (b
 }
 
 // AdoptPatch returns the patch that adopts a build made by the Python
-// runboat: the labels runboat/commit (its git-commit annotation) and
-// runboat/target (what it is for, a branch or a pull request), which let the
-// API server select the builds of a commit, a branch or a pull request. The
-// change is additive: the pod template is untouched, nothing restarts. The
-// patch is empty for a build that has both labels. A value that is not a
-// valid label value (a 64-character sha) is left out.
+// runboat, or by an earlier version of this project: the labels
+// runboat/commit (its git-commit annotation), runboat/target (what it is
+// for, a branch or a pull request) and runboat/repo-key, which let the API
+// server select the builds of a commit, a branch, a pull request or a
+// repository, and runboat/init-status, the copy of the annotation, set
+// again when it differs from it (the annotation is the truth). The change is
+// additive: the pod template is untouched, nothing restarts. The patch is
+// empty for a build that has every label right. A commit that is not a
+// valid label value is left out.
 func AdoptPatch(d *appsv1.Deployment) (*Patch, error) {
 	p := NewPatch(d)
 	_, hasCommit := d.Labels[model.LabelCommit]
 	_, hasTarget := d.Labels[model.LabelTarget]
-	if hasCommit && hasTarget {
+	_, hasRepo := d.Labels[model.LabelRepo]
+	init := d.Annotations[model.AnnotationInitStatus]
+	initRight := d.Labels[model.LabelInitStatus] == init || len(validation.IsValidLabelValue(init)) > 0
+	if hasCommit && hasTarget && hasRepo && initRight {
 		return p, nil
 	}
 	b, err := model.FromDeployment(d)
@@ -180,6 +186,12 @@ func AdoptPatch(d *appsv1.Deployment) (*Patch, error) {
 	}
 	if !hasTarget {
 		p.SetLabel(model.LabelTarget, b.Ref.TargetKey())
+	}
+	if !hasRepo {
+		p.SetLabel(model.LabelRepo, model.RepoKey(b.Ref.Repo))
+	}
+	if !initRight {
+		p.SetLabel(model.LabelInitStatus, init)
 	}
 	return p, nil
 }
@@ -199,6 +211,6 @@ func (o *Ops) Adopt(ctx context.Context, d *appsv1.Deployment) (*appsv1.Deployme
 		return nil, fmt.Errorf("failed to adopt build %s: %w", d.Labels[model.LabelBuild], err)
 	}
 	logging.From(ctx).Info().Str("build", d.Labels[model.LabelBuild]).Msg("build adopted: labels added")
-	o.events.Event(ctx, nd, Normal, "Adopted", "Adopt", "Labels runboat/commit and runboat/target added")
+	o.events.Event(ctx, nd, Normal, "Adopted", "Adopt", "Labels runboat/commit, runboat/target, runboat/repo-key and runboat/init-status set")
 	return nd, nil
 }

@@ -44,7 +44,7 @@ type Recorder struct {
 // NewRecorder returns a Recorder. component names the writer (its Events'
 // reportingController is runboat.dev/<component>), instance the process
 // (their reportingInstance, which events.k8s.io/v1 requires): empty means
-// lease.Identity(), its host name and a random suffix.
+// lease.Identity(), which names the host and the process.
 func NewRecorder(client kube.Interface, component, instance string, clk clock.Clock) *Recorder {
 	if clk == nil {
 		clk = clock.RealClock{}

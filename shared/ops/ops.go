@@ -27,6 +27,7 @@ import (
 	"runboat.dev/shared/config"
 	"runboat.dev/shared/kube"
 	"runboat.dev/shared/model"
+	"runboat.dev/shared/render"
 )
 
 // ErrConflict is wrapped by the errors of writes refused because the object
@@ -50,6 +51,8 @@ type Ops struct {
 	builds  config.Builds
 	clock   clock.Clock
 	events  *Recorder
+	// renders keeps each rule's kubefiles rendered (render.Cache).
+	renders render.Cache
 }
 
 // Options are what Ops needs.

@@ -97,7 +97,9 @@ func TestPatchJSON(t *testing.T) {
 	}
 	want := `[{"op":"replace","path":"/metadata/resourceVersion","value":"42"},` +
 		`{"op":"add","path":"/metadata/annotations/runboat~1init-status","value":"started"},` +
+		`{"op":"add","path":"/metadata/labels/runboat~1init-status","value":"started"},` +
 		`{"op":"add","path":"/metadata/annotations/runboat~1init-status","value":"started"},` +
+		`{"op":"add","path":"/metadata/labels/runboat~1init-status","value":"started"},` +
 		`{"op":"remove","path":"/metadata/annotations/runboat~1pr"},` +
 		`{"op":"add","path":"/spec/replicas","value":1},` +
 		`{"op":"add","path":"/metadata/annotations/runboat~1last-scaled","value":"2025-06-01T12:00:00Z"},` +
@@ -110,6 +112,7 @@ func TestPatchJSON(t *testing.T) {
 
 func TestPatchEmptyAndMissingMaps(t *testing.T) {
 	d := pythonDeployment(model.InitTodo, 0, 0)
+	d.Labels[model.LabelInitStatus] = string(model.InitTodo)
 	if p := NewPatch(d).SetInitStatus(model.InitTodo).Scale(0, now); !p.Empty() {
 		t.Error("a patch that changes nothing is not empty")
 	}
@@ -143,13 +146,35 @@ func TestAdoptPatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref, _ := model.NewRef("oca/mis-builder", "16.0", 0, sha)
-	if len(ops) != 3 || ops[1]["path"] != "/metadata/labels/runboat~1commit" || ops[1]["value"] != sha ||
-		ops[2]["path"] != "/metadata/labels/runboat~1target" || ops[2]["value"] != ref.TargetKey() {
-		t.Errorf("adopt patch %s", b)
+	want := [][2]string{
+		{"/metadata/labels/runboat~1commit", sha},
+		{"/metadata/labels/runboat~1target", ref.TargetKey()},
+		{"/metadata/labels/runboat~1repo-key", model.RepoKey("oca/mis-builder")},
+		{"/metadata/labels/runboat~1init-status", string(model.InitSucceeded)},
 	}
-	d.Labels[model.LabelCommit], d.Labels[model.LabelTarget] = sha, ref.TargetKey()
+	if len(ops) != 1+len(want) {
+		t.Fatalf("adopt patch %s", b)
+	}
+	for i, w := range want {
+		if ops[i+1]["path"] != w[0] || ops[i+1]["value"] != w[1] {
+			t.Errorf("adopt patch op %d: %v, want %s = %s", i+1, ops[i+1], w[0], w[1])
+		}
+	}
+	for k, v := range ref.Labels() {
+		d.Labels[k] = v
+	}
+	d.Labels[model.LabelInitStatus] = string(model.InitSucceeded)
 	if p, err := AdoptPatch(d); err != nil || !p.Empty() {
 		t.Errorf("adopting an adopted build: %v, %v", p, err)
+	}
+	// A label that differs from the annotation, the truth, is set right.
+	d.Labels[model.LabelInitStatus] = string(model.InitTodo)
+	p, err = AdoptPatch(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := p.JSON(); !strings.Contains(string(b), `{"op":"add","path":"/metadata/labels/runboat~1init-status","value":"succeeded"}`) {
+		t.Errorf("stale init-status label: patch %s", b)
 	}
 }
 

@@ -73,9 +73,10 @@ func (p *Patch) set(field string, m map[string]string, exists *bool, key, value 
 	return p
 }
 
-// SetInitStatus sets runboat/init-status.
+// SetInitStatus sets the annotation runboat/init-status and its copy, the
+// label.
 func (p *Patch) SetInitStatus(s model.InitStatus) *Patch {
-	return p.SetAnnotation(model.AnnotationInitStatus, string(s))
+	return p.SetAnnotation(model.AnnotationInitStatus, string(s)).SetLabel(model.LabelInitStatus, string(s))
 }
 
 // Scale sets spec.replicas and, when that changes them, stamps

@@ -45,7 +45,7 @@ func (o *Ops) Render(b model.Build, mode render.Mode, now time.Time) (objs []*un
 	vars := render.VarsFor(o.builds, bs, b.Ref)
 	vars.Name = b.Name
 	vars.LastScaled = now
-	objs, err = render.Render(fsys, mode, vars)
+	objs, err = o.renders.Render(o.builds.KubefilesPath(bs), fsys, mode, vars)
 	if err != nil {
 		return nil, false, fmt.Errorf("failed to render build %s: %w", b.Name, err)
 	}

@@ -45,7 +45,7 @@ const FunctionPackage = "./cmd/runboat"
 
 // JobCommands are the jobs' commands, in the jobs module; each becomes
 // /NAME in the image.
-var JobCommands = []string{"initializer", "stopper", "undeployer"}
+var JobCommands = []string{"initializer", "stopper", "undeployer", "reconciler"}
 
 // BuildOptions say what to compile.
 type BuildOptions struct {

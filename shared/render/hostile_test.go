@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -51,63 +52,84 @@ func TestRenderHostile(t *testing.T) {
 		t.Fatalf("hostile branch refused by model.NewRef: %v", err)
 	}
 
+	h := hostileValues{
+		repo: hostile(120, "repo"), env: hostile(300, "env"), secret: hostile(300, "secret"),
+		freeText: hostile(200, "tv"), annotation: hostile(180, "annotation"),
+	}
 	for _, name := range defaultKubefilesNames {
 		fsys := defaultKubefiles(t, name)
 		for _, mode := range requiredModes {
 			t.Run(name+"/"+string(mode), func(t *testing.T) {
-				vars := testVars(t)
-				vars.Name, vars.Slug, vars.TargetBranch, vars.PR, vars.Commit, vars.Target = ref.Name(), ref.Slug(), ref.TargetBranch, ref.PRString(), ref.Commit, ref.TargetKey()
-				vars.Repo = hostile(120, "repo")
-				vars.Env = map[string]string{
-					"PGHOST":     hostile(300, "env"),
-					"EMPTY":      "",
-					"MULTI_LINE": "a\nb\n\n",
-				}
-				vars.SecretEnv = map[string]string{
-					"PGPASSWORD": hostile(300, "secret"),
-					"BINARYISH":  "\x00\x01\xc3\xa9",
-				}
-				vars.TemplateVars = map[string]string{
-					"storageClassName": "standard", // odoo places it in the PVC
-					"free_text":        hostile(200, "tv"),
-				}
-				var annotated string // demo: a template var placed in a pod annotation
-				if name == "demo" {
-					prefix := map[Mode]string{ModeDeployment: "web", ModeInitialize: "initialize", ModeCleanup: "cleanup"}[mode]
-					annotated = prefix + "_kwok_waiting_reason"
-					vars.TemplateVars[annotated] = hostile(180, "annotation")
-				}
-
-				benign := vars
-				benign.TargetBranch, benign.Repo = "main", "oca/mis-builder"
-				benign.Env = replaceValues(vars.Env, "plain")
-				benign.SecretEnv = replaceValues(vars.SecretEnv, "plain")
-				benign.TemplateVars = replaceValues(vars.TemplateVars, "plain")
-				benign.TemplateVars["storageClassName"] = "standard"
-
-				objs := mustRender(t, fsys, mode, vars)
-				want := mustRender(t, fsys, mode, benign)
-
-				if got, want := shapes(objs), shapes(want); !slices.Equal(got, want) {
-					t.Errorf("hostile values changed the objects or their fields:\n%s", sliceDiff(want, got))
-				}
-				checkContract(t, objs, mode, vars)
-				checkNamesAndLabels(t, objs)
-
-				varsCM := find(t, objs, "ConfigMap", vars.Name+"-"+VarsConfigMap)
-				data, _, _ := unstructured.NestedStringMap(varsCM.Object, "data")
-				for k, v := range map[string]string{VarTargetBranch: branch, VarRepo: vars.Repo, "free_text": vars.TemplateVars["free_text"]} {
-					if data[k] != v {
-						t.Errorf("vars %s:\n got %q\nwant %q", k, data[k], v)
-					}
-				}
-				if annotated != "" {
-					got := podAnnotations(t, objs)["runboat.dev/kwok-waiting-reason"]
-					if got != vars.TemplateVars[annotated] {
-						t.Errorf("pod annotation from %s:\n got %q\nwant %q", annotated, got, vars.TemplateVars[annotated])
-					}
-				}
+				checkRenderOf(t, name, fsys, mode, ref, h)
 			})
+		}
+	}
+}
+
+// hostileValues are the values of a build, besides its Ref, that a render
+// must carry as data: the repository, an env value, a secret env value, a
+// free template var, and a template var the demo kubefiles put in a pod
+// annotation.
+type hostileValues struct {
+	repo, env, secret, freeText, annotation string
+}
+
+// checkRenderOf renders mode of the kubefiles name (fsys) for ref with the
+// values h, and checks that they end up byte for byte where they belong,
+// that nothing else changed (same objects, same fields as a render of
+// benign values), and that every name and label is valid.
+func checkRenderOf(t *testing.T, name string, fsys fs.FS, mode Mode, ref model.Ref, h hostileValues) {
+	t.Helper()
+	vars := testVars(t)
+	vars.Name, vars.Slug, vars.TargetBranch, vars.PR, vars.Commit, vars.Target = ref.Name(), ref.Slug(), ref.TargetBranch, ref.PRString(), ref.Commit, ref.TargetKey()
+	vars.Repo = h.repo
+	vars.Env = map[string]string{
+		"PGHOST":     h.env,
+		"EMPTY":      "",
+		"MULTI_LINE": "a\nb\n\n",
+	}
+	vars.SecretEnv = map[string]string{
+		"PGPASSWORD": h.secret,
+		"BINARYISH":  "\x00\x01\xc3\xa9",
+	}
+	vars.TemplateVars = map[string]string{
+		"storageClassName": "standard", // odoo places it in the PVC
+		"free_text":        h.freeText,
+	}
+	var annotated string // demo: a template var placed in a pod annotation
+	if name == "demo" {
+		prefix := map[Mode]string{ModeDeployment: "web", ModeInitialize: "initialize", ModeCleanup: "cleanup"}[mode]
+		annotated = prefix + "_kwok_waiting_reason"
+		vars.TemplateVars[annotated] = h.annotation
+	}
+
+	benign := vars
+	benign.TargetBranch, benign.Repo = "main", "oca/mis-builder"
+	benign.Env = replaceValues(vars.Env, "plain")
+	benign.SecretEnv = replaceValues(vars.SecretEnv, "plain")
+	benign.TemplateVars = replaceValues(vars.TemplateVars, "plain")
+	benign.TemplateVars["storageClassName"] = "standard"
+
+	objs := mustRender(t, fsys, mode, vars)
+	want := mustRender(t, fsys, mode, benign)
+
+	if got, want := shapes(objs), shapes(want); !slices.Equal(got, want) {
+		t.Errorf("hostile values changed the objects or their fields:\n%s", sliceDiff(want, got))
+	}
+	checkContract(t, objs, mode, vars)
+	checkNamesAndLabels(t, objs)
+
+	varsCM := find(t, objs, "ConfigMap", vars.Name+"-"+VarsConfigMap)
+	data, _, _ := unstructured.NestedStringMap(varsCM.Object, "data")
+	for k, v := range map[string]string{VarTargetBranch: ref.TargetBranch, VarRepo: vars.Repo, "free_text": vars.TemplateVars["free_text"]} {
+		if data[k] != v {
+			t.Errorf("vars %s:\n got %q\nwant %q", k, data[k], v)
+		}
+	}
+	if annotated != "" {
+		got := podAnnotations(t, objs)["runboat.dev/kwok-waiting-reason"]
+		if got != vars.TemplateVars[annotated] {
+			t.Errorf("pod annotation from %s:\n got %q\nwant %q", annotated, got, vars.TemplateVars[annotated])
 		}
 	}
 }

@@ -365,7 +365,11 @@ func overlayKustomization(mode Mode, vars Vars, base overlayBase) (*types.Kustom
 			{Pairs: map[string]string{model.LabelBuild: vars.Name}, IncludeSelectors: true},
 			// Not in selectors, which are immutable.
 			{
-				Pairs:            map[string]string{model.LabelCommit: model.CommitLabel(vars.Commit), model.LabelTarget: vars.Target},
+				Pairs: map[string]string{
+					model.LabelCommit: model.CommitLabel(vars.Commit),
+					model.LabelTarget: vars.Target,
+					model.LabelRepo:   model.RepoKey(vars.Repo),
+				},
 				IncludeTemplates: true,
 			},
 		},
@@ -421,6 +425,7 @@ func deploymentPatch(vars Vars) (types.Patch, error) {
 				model.AnnotationInitStatus:   string(vars.InitStatus),
 				model.AnnotationLastScaled:   model.FormatTime(vars.LastScaled),
 			},
+			"labels":     map[string]string{model.LabelInitStatus: string(vars.InitStatus)},
 			"finalizers": []string{model.Finalizer},
 		},
 		"spec": map[string]any{"replicas": 0},

@@ -34,7 +34,7 @@ var (
 	requiredModes         = []Mode{ModeDeployment, ModeInitialize, ModeCleanup}
 )
 
-func defaultKubefiles(t *testing.T, name string) fs.FS {
+func defaultKubefiles(t testing.TB, name string) fs.FS {
 	t.Helper()
 	dir := filepath.Join(kubefilesDir, name)
 	if _, err := os.Stat(dir); err != nil {
@@ -44,7 +44,7 @@ func defaultKubefiles(t *testing.T, name string) fs.FS {
 }
 
 // testVars are the variables of a pull request build.
-func testVars(t *testing.T) Vars {
+func testVars(t testing.TB) Vars {
 	t.Helper()
 	ref, err := model.NewRef("OCA/mis-builder", "16.0", 42, "0123456789abcdef0123456789abcdef01234567")
 	if err != nil {

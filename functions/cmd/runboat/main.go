@@ -37,8 +37,7 @@ func main() {
 }
 
 func run(ctx context.Context, listen, logLevel string) error {
-	logger, err := logging.New(os.Stderr, logLevel)
-	if err != nil {
+	if _, err := logging.New(os.Stderr, logLevel); err != nil {
 		return err
 	}
 	// The secrets that are SSM parameters come first: the configuration
@@ -50,7 +49,16 @@ func run(ctx context.Context, listen, logLevel string) error {
 	if err := config.Load(config.Environ(), &cfg); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	restConfig, err := kube.Config(kube.Options{UserAgent: "runboat-function"})
+	// Whatever quotes a secret back (an API's error echoing the request's
+	// token) is redacted on its way out.
+	logger, err := logging.New(logging.Redacting(os.Stderr, config.SecretValues(&cfg)...), logLevel)
+	if err != nil {
+		return err
+	}
+	// No client-side rate limit unless RUNBOAT_KUBE_QPS sets one (see
+	// config.Kube).
+	qps, burst := cfg.Kube.Limits(-1)
+	restConfig, err := kube.Config(kube.Options{UserAgent: "runboat-function", QPS: qps, Burst: burst})
 	if err != nil {
 		return err
 	}

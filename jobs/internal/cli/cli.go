@@ -18,6 +18,10 @@ import (
 	"runboat.dev/shared/logging"
 )
 
+// JobQPS is a job's rate of requests to the API server when
+// RUNBOAT_KUBE_QPS is 0: a pass lists the builds, then writes a few.
+const JobQPS = 50
+
 // Main runs the job with the command line args (without the program name)
 // and returns the exit code: 0 when the run did its work (or found another
 // run under way), 1 when it could not, 2 on a bad command line.
@@ -47,17 +51,23 @@ func Main(job runner.Job, args []string) int {
 }
 
 func run(ctx context.Context, job runner.Job, opts runner.Options, logLevel string, logOut, out io.Writer) error {
-	logger, err := logging.New(logOut, logLevel)
-	if err != nil {
+	if _, err := logging.New(logOut, logLevel); err != nil {
 		return err
 	}
-	ctx = logging.Into(ctx, logger) // runner.Run adds the job's name
 	var cfg runner.Config
 	if err := config.Load(config.Environ(), &cfg); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	// Whatever quotes a secret back (an API's error echoing the request's
+	// token) is redacted on its way out.
+	logger, err := logging.New(logging.Redacting(logOut, config.SecretValues(&cfg)...), logLevel)
+	if err != nil {
+		return err
+	}
+	ctx = logging.Into(ctx, logger) // runner.Run adds the job's name
 	logger.Debug().Object("config", cfg).Msg("configuration")
-	restConfig, err := kube.Config(kube.Options{UserAgent: "runboat-" + job.Name()})
+	qps, burst := cfg.Kube.Limits(JobQPS)
+	restConfig, err := kube.Config(kube.Options{UserAgent: "runboat-" + job.Name(), QPS: qps, Burst: burst})
 	if err != nil {
 		return err
 	}

@@ -101,13 +101,10 @@ func runJob(t *testing.T, job runner.Job) *jobRun {
 	return &r
 }
 
-// The three job binaries, configured by the environment as the CronJobs
-// configure them and acting as the manifests' ServiceAccount: their lines
-// reach their output with the job's name, and the API server holds their
-// Events, each reported by its job with an instance.
-func TestE2EJobsLogAndRecordEvents(t *testing.T) {
-	env := e2e.New(t)
-	sa := manifests.Install(t, env)
+// demoRepos is a RUNBOAT_REPOS of acme/app, any branch, on the demo
+// kubefiles.
+func demoRepos(t *testing.T) string {
+	t.Helper()
 	kubefiles, err := filepath.Abs(filepath.Join("..", "..", "..", "kubefiles", "demo"))
 	if err != nil {
 		t.Fatal(err)
@@ -119,8 +116,19 @@ func TestE2EJobsLogAndRecordEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(repos)
+}
+
+// The three job binaries, configured by the environment as the CronJobs
+// configure them and acting as the manifests' ServiceAccount: their lines
+// reach their output with the job's name, and the API server holds their
+// Events, each reported by its job with an instance.
+func TestE2EJobsLogAndRecordEvents(t *testing.T) {
+	env := e2e.New(t)
+	sa := manifests.Install(t, env)
+	repos := demoRepos(t)
 	vars := map[string]string{
-		"RUNBOAT_REPOS":                   string(repos),
+		"RUNBOAT_REPOS":                   repos,
 		"RUNBOAT_BUILD_NAMESPACE":         env.Namespace,
 		"RUNBOAT_BUILD_DOMAIN":            "runboat.test",
 		"RUNBOAT_DISABLE_COMMIT_STATUSES": "true",

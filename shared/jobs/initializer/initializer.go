@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 
 	"runboat.dev/shared/jobs/runner"
 	"runboat.dev/shared/model"
@@ -36,8 +37,31 @@ func (Job) Name() string { return Name }
 // run holds the Lease it does nothing and returns nil. The webhook function
 // calls it after creating a build, so that its init Job starts at once when
 // a slot is free; the quota holds whoever runs the pass.
+//
+// The pass reads only the builds its plan needs: those whose label
+// runboat/init-status says todo or started, and those without the label
+// (the Python runboat's, an earlier version's), so that its cost does not
+// grow with the builds that are initialized. A label made wrong by another
+// writer (the annotation is the truth) is set right by the next full pass,
+// the initializer's CronJob's, which also adopts the builds without it.
 func RunOnce(ctx context.Context, env *runner.Env) error {
-	return runner.RunOnce(ctx, env, Job{})
+	return runner.Run(ctx, env, Job{}, runner.Options{Only: Selectors()})
+}
+
+// Selectors select the builds the initializer's plan needs (RunOnce).
+func Selectors() []labels.Selector {
+	return []labels.Selector{
+		withInitStatus(selection.In, string(model.InitTodo), string(model.InitStarted)),
+		withInitStatus(selection.DoesNotExist),
+	}
+}
+
+func withInitStatus(op selection.Operator, values ...string) labels.Selector {
+	req, err := labels.NewRequirement(model.LabelInitStatus, op, values)
+	if err != nil {
+		panic(fmt.Sprintf("invalid init-status selector: %v", err)) // constant requirements
+	}
+	return runner.BuildSelector().Add(*req)
 }
 
 // Plan implements runner.Job: it reads what the plan needs (Read), then

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -46,13 +48,47 @@ func BuildSelector() labels.Selector {
 	return labels.NewSelector().Add(*req)
 }
 
-// ReadBuilds reads every build of the namespace.
-func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
+// ReadBuilds reads every build of the namespace, or with selectors only
+// those that one of them selects (each read by its own List, at once; a
+// build two select is read once). The ResourceVersion is then the first
+// List's.
+func ReadBuilds(ctx context.Context, env *Env, selectors ...labels.Selector) (*Builds, error) {
+	if len(selectors) == 0 {
+		selectors = []labels.Selector{BuildSelector()}
+	}
 	out := &Builds{ByName: map[string]*Build{}}
+	lists := make([][]*Build, len(selectors))
+	rvs := make([]string, len(selectors))
+	var mu sync.Mutex // out.ByName and out.Unreadable
+	var g errgroup.Group
+	for i, sel := range selectors {
+		g.Go(func() (err error) {
+			lists[i], rvs[i], err = listBuilds(ctx, env, sel, out, &mu)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("failed to list the builds: %w", err)
+	}
+	for _, l := range lists {
+		out.All = append(out.All, l...)
+	}
+	out.ResourceVersion = rvs[0]
+	slices.SortFunc(out.All, func(a, b *Build) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name))
+	})
+	return out, nil
+}
+
+// listBuilds lists the builds sel selects into out.ByName, and returns
+// those it added.
+func listBuilds(ctx context.Context, env *Env, sel labels.Selector, out *Builds, mu *sync.Mutex) ([]*Build, string, error) {
 	log := logging.From(ctx)
-	all, rv, err := kube.List(ctx, env.Client.AppsV1().Deployments(env.Namespace()).List,
-		metav1.ListOptions{LabelSelector: BuildSelector().String()},
+	return kube.List(ctx, env.Client.AppsV1().Deployments(env.Namespace()).List,
+		metav1.ListOptions{LabelSelector: sel.String()},
 		func(d *appsv1.Deployment) (*Build, bool) {
+			mu.Lock()
+			defer mu.Unlock()
 			b, err := model.FromDeployment(d)
 			if err != nil {
 				out.Unreadable++
@@ -60,6 +96,9 @@ func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
 				return nil, false
 			}
 			if prev, dup := out.ByName[b.Name]; dup {
+				if prev.DeploymentName == d.Name {
+					return nil, false // selected by two selectors
+				}
 				out.Unreadable++
 				log.Warn().Str("build", b.Name).Str("deployment", d.Name).Str("other", prev.DeploymentName).
 					Msg("two Deployments carry the same build label: the second is left alone")
@@ -69,14 +108,6 @@ func ReadBuilds(ctx context.Context, env *Env) (*Builds, error) {
 			out.ByName[b.Name] = nb
 			return nb, true
 		})
-	if err != nil {
-		return nil, fmt.Errorf("failed to list the builds: %w", err)
-	}
-	out.All, out.ResourceVersion = all, rv
-	slices.SortFunc(out.All, func(a, b *Build) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name))
-	})
-	return out, nil
 }
 
 // slim copies what the jobs use of a Deployment: its metadata but the

@@ -34,6 +34,8 @@ type Config struct {
 	config.GitHub
 	config.Cleanup
 	config.Jobs
+	config.Reconciler
+	config.Kube
 }
 
 // MarshalZerologObject logs the configuration, secrets redacted.
@@ -43,6 +45,8 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 	c.GitHub.MarshalZerologObject(e)
 	c.Cleanup.MarshalZerologObject(e)
 	c.Jobs.MarshalZerologObject(e)
+	c.Reconciler.MarshalZerologObject(e)
+	c.Kube.MarshalZerologObject(e)
 }
 
 // DefaultLeaseDuration is how long a run's Lease lasts without renewal: a run
@@ -59,6 +63,8 @@ const DefaultLeaseDuration = 15 * time.Second
 // on builds.
 type Env struct {
 	Config Config
+	// Clients are the clients the Env was made with.
+	Clients *kube.Clients
 	// Client and Metadata are the typed (protocol buffers) and metadata
 	// clients of the Clients the Env was made with.
 	Client   kube.Interface
@@ -102,6 +108,7 @@ func NewEnv(cfg Config, clients *kube.Clients, job string, opts EnvOptions) (*En
 	}
 	env := &Env{
 		Config:        cfg,
+		Clients:       clients,
 		Client:        clients.Typed,
 		Metadata:      clients.Metadata,
 		Statuses:      opts.Statuses,

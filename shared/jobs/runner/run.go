@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"runboat.dev/shared/lease"
@@ -49,6 +50,11 @@ type Options struct {
 	// Linger keeps the run going after its first pass, reacting to changes
 	// of the builds and of their Jobs, until that long after the start.
 	Linger time.Duration
+	// Only makes each pass read only the builds that one of these selects
+	// (each narrower than BuildSelector), for a job whose plan needs no
+	// other: the function's initializer pass reads the builds to
+	// initialize and initializing, not every build. Nil reads every build.
+	Only []labels.Selector
 }
 
 // maxRounds bounds the reads and plans of one pass when builds keep
@@ -72,12 +78,14 @@ func LeaseName(job Job) string { return "runboat-" + job.Name() }
 // Run runs job: it takes the job's Lease (a run that finds it held by
 // another exits without error, saying so), makes one pass, and with Linger
 // more passes as builds change, then releases the Lease. It returns an error
-// when a pass could not do its work.
+// when its last pass could not do its work (earlier failed passes of a
+// lingering run are logged: the next one did their work), or when it lost
+// the Lease.
 func Run(ctx context.Context, env *Env, job Job, opts Options) error {
 	log := logging.From(ctx).With().Str("job", job.Name()).Logger()
 	ctx = logging.Into(ctx, log)
 	if opts.DryRun {
-		_, err := Pass(ctx, env, job, true)
+		_, err := pass(ctx, env, job, true, opts.Only)
 		return err
 	}
 	start := env.Clock.Now()
@@ -85,12 +93,16 @@ func Run(ctx context.Context, env *Env, job Job, opts Options) error {
 	if errors.Is(err, lease.ErrHeld) {
 		// A lingering run reacts to what brought this one by its watch; a
 		// run killed without releasing the Lease blocks the next ones until
-		// it expires, at most env.LeaseDuration.
+		// it expires, at most env.LeaseDuration, unless its process is
+		// known to have ended (lease.Acquire takes the Lease at once).
 		log.Info().Err(err).Msg("another run is under way: nothing to do (a lingering run reacts to the change by its watch)")
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if l.TakenOver != "" {
+		log.Info().Str("lease", LeaseName(job)).Msg("lease taken over " + l.TakenOver)
 	}
 	kctx, stop := l.Keep(ctx)
 	defer func() {
@@ -101,17 +113,21 @@ func Run(ctx context.Context, env *Env, job Job, opts Options) error {
 			log.Warn().Err(err).Msg("lease not released: the next run waits for it to expire")
 		}
 	}()
-	var errs []error
+	// failed is the error of the last pass: a lingering run whose pass
+	// failed (the API server restarting, say) and whose next pass did the
+	// work left the builds as they should be, and ends well; the failure is
+	// logged.
+	var failed error
 	deadline := start.Add(opts.Linger)
 	for {
-		res, err := Pass(kctx, env, job, false)
+		res, err := pass(kctx, env, job, false, opts.Only)
 		if err != nil {
 			if kctx.Err() != nil {
 				return fmt.Errorf("failed to finish the %s pass: %w", job.Name(), context.Cause(kctx))
 			}
 			log.Error().Err(err).Msg("pass failed")
-			errs = append(errs, err)
 		}
+		failed = err
 		if !env.Clock.Now().Before(deadline) {
 			break
 		}
@@ -134,6 +150,7 @@ func Run(ctx context.Context, env *Env, job Job, opts Options) error {
 			break
 		}
 	}
+	errs := []error{failed}
 	if cause := context.Cause(kctx); errors.Is(cause, lease.ErrLost) {
 		// The passes ended, but the run may have acted without the Lease.
 		errs = append(errs, fmt.Errorf("failed to keep the %s lease to the end: %w", job.Name(), cause))
@@ -163,16 +180,25 @@ type Result struct {
 // applies the plan, reading and planning again when a build changed under
 // it. With dryRun it prints the plan to env.Out and writes nothing.
 func Pass(ctx context.Context, env *Env, job Job, dryRun bool) (Result, error) {
+	return pass(ctx, env, job, dryRun, nil)
+}
+
+func pass(ctx context.Context, env *Env, job Job, dryRun bool, only []labels.Selector) (Result, error) {
 	log := logging.From(ctx)
 	var res Result
 	var lastConflict error
 	for round := range maxRounds {
-		builds, err := ReadBuilds(ctx, env)
+		builds, err := ReadBuilds(ctx, env, only...)
 		if err != nil {
 			return res, err
 		}
 		res.ResourceVersion = builds.ResourceVersion
-		adoptions := adoptActions(ctx, builds)
+		var adoptions []Action
+		if only == nil {
+			// A pass that reads some builds leaves adoption to those that
+			// read all: a namespace taken over holds thousands to adopt.
+			adoptions = adoptActions(ctx, builds)
+		}
 		if !dryRun {
 			conflict, err := applyAll(ctx, env, adoptions, &res)
 			if err != nil {
@@ -253,7 +279,7 @@ type adopt struct {
 }
 
 func (a *adopt) String() string {
-	return fmt.Sprintf("adopt build %s: add the labels runboat/commit and runboat/target", a.b.Name)
+	return fmt.Sprintf("adopt build %s: set the labels runboat/commit, runboat/target, runboat/repo-key and runboat/init-status", a.b.Name)
 }
 
 func (a *adopt) Apply(ctx context.Context, env *Env) error {

@@ -124,7 +124,7 @@ func TestDryRunPrintsAndWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	b1, b2 := jt.Build(jt.Spec{N: 1}).Name, jt.Build(jt.Spec{N: 2}).Name
-	want := fmt.Sprintf("test: adopt build %s: add the labels runboat/commit and runboat/target\ntest: touch %s\ntest: touch %s\n", b2, b1, b2)
+	want := fmt.Sprintf("test: adopt build %s: set the labels runboat/commit, runboat/target, runboat/repo-key and runboat/init-status\ntest: touch %s\ntest: touch %s\n", b2, b1, b2)
 	if out.String() != want {
 		t.Errorf("dry run printed\n%s\nwant\n%s", out.String(), want)
 	}

@@ -113,15 +113,31 @@ func listObjects(ctx context.Context, env *runner.Env) ([]Object, error) {
 		}
 		objs, _, err := kube.List(ctx, env.Metadata.Resource(r).Namespace(env.Namespace()).List,
 			metav1.ListOptions{LabelSelector: runner.BuildSelector().String()},
-			func(m *metav1.PartialObjectMetadata) (Object, bool) {
-				return Object{Resource: r, PartialObjectMetadata: *m}, true
-			})
+			func(m *metav1.PartialObjectMetadata) (Object, bool) { return slimObject(r, m), true })
 		if err != nil {
 			return nil, fmt.Errorf("failed to list the %s of builds: %w", r.Resource, err)
 		}
 		out = append(out, objs...)
 	}
 	return out, nil
+}
+
+// slimObject keeps of m what the search of orphans and their deletion read:
+// its name, UID, build label, creation and deletion times. A namespace of
+// 50,000 builds holds hundreds of thousands of such objects, whose managed
+// fields, annotations and owners would take most of the job's memory.
+func slimObject(r schema.GroupVersionResource, m *metav1.PartialObjectMetadata) Object {
+	return Object{Resource: r, PartialObjectMetadata: metav1.PartialObjectMetadata{
+		TypeMeta: m.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              m.Name,
+			Namespace:         m.Namespace,
+			UID:               m.UID,
+			Labels:            map[string]string{model.LabelBuild: m.Labels[model.LabelBuild]},
+			CreationTimestamp: m.CreationTimestamp,
+			DeletionTimestamp: m.DeletionTimestamp,
+		},
+	}}
 }
 
 func isGone(err error) bool {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -75,6 +77,55 @@ func New(t testing.TB) *Env {
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
+	return NewOn(t, c)
+}
+
+// OwnCluster starts a local cluster of the test's own, named name, beside
+// the shared one (whose binaries it uses), for a test that disturbs its
+// control plane; it is removed when the test ends, and the test fails if
+// any of its processes, or of its real node's mounts, interfaces or
+// iptables chain, is left. Starting one takes about half a minute. It has
+// no real node unless opts say so (localcluster.WithRealNode).
+func OwnCluster(t testing.TB, name string, opts ...localcluster.Option) *localcluster.Cluster {
+	t.Helper()
+	if _, err := up(); err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	dir, err := localcluster.CacheDir()
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	c, err := localcluster.New(name, dir, opts...)
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	var log strings.Builder
+	if err := c.Up(ctx, &log); err != nil {
+		t.Fatalf("e2e: failed to start the local cluster %s: %v\n%s", name, err, log.String())
+	}
+	if ps, err := c.Processes(); err != nil || len(ps) < 5 {
+		t.Fatalf("e2e: the processes of the local cluster %s: %v %v, want its five components", name, ps, err)
+	}
+	t.Cleanup(func() {
+		var log strings.Builder
+		if err := c.Down(context.Background(), &log); err != nil {
+			t.Errorf("e2e: failed to remove the local cluster %s: %v\n%s", name, err, log.String())
+		}
+		if ps, err := c.Processes(); err != nil || len(ps) > 0 {
+			t.Errorf("e2e: processes of the local cluster %s left after its removal: %v %v", name, ps, err)
+		}
+		if left, err := c.NodeLeftovers(context.Background()); err != nil || len(left) > 0 {
+			t.Errorf("e2e: left of the real node of the local cluster %s after its removal: %q %v", name, left, err)
+		}
+	})
+	return c
+}
+
+// NewOn is New on the cluster c.
+func NewOn(t testing.TB, c *localcluster.Cluster) *Env {
+	t.Helper()
 	cfg, err := c.RESTConfig()
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
@@ -101,6 +152,43 @@ func New(t testing.TB) *Env {
 		}
 	})
 	return &Env{Config: cfg, Client: cs, Namespace: ns.Name, Cluster: c}
+}
+
+// The namespace annotations of the admission plugins PodNodeSelector and
+// PodTolerationRestriction (enabled on the local cluster): every pod of the
+// namespace gets the node selector and the tolerations they hold.
+const (
+	nodeSelectorAnnotation       = "scheduler.alpha.kubernetes.io/node-selector"
+	defaultTolerationsAnnotation = "scheduler.alpha.kubernetes.io/defaultTolerations"
+)
+
+// OnRealNode makes every pod created from now on in the test's namespace
+// run on the cluster's real node, whatever made it (a CronJob, the
+// initializer, a Deployment), as a cluster's admission would put a
+// namespace's pods on its own nodes. The test fails if the cluster has no
+// real node.
+func (e *Env) OnRealNode(t testing.TB) {
+	t.Helper()
+	if !e.Cluster.HasRealNode() {
+		t.Fatalf("e2e: the local cluster has no real node (RUNBOAT_REAL_NODE=off?)")
+	}
+	var spec corev1.PodSpec
+	localcluster.RealNodePod(&spec)
+	tolerations, err := json.Marshal(spec.Tolerations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		nodeSelectorAnnotation:       localcluster.RealNodeLabel + "=true",
+		defaultTolerationsAnnotation: string(tolerations),
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := e.Client.CoreV1().Namespaces().Patch(ctx, e.Namespace, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("e2e: failed to put the namespace's pods on the real node: %v", err)
+	}
 }
 
 // WaitTimeout bounds a Wait.
@@ -158,10 +246,22 @@ func namespaceName(test string) string {
 	return "e2e-" + name + "-" + hex.EncodeToString(suffix)
 }
 
-// deleteNamespace removes the finalizers of the namespace's Deployments (the
-// build finalizer would otherwise keep the namespace forever, as no
-// undeployer runs after the test) and deletes the namespace without waiting.
+// deleteNamespace drops the build finalizers of the namespace's Deployments
+// and deletes the namespace without waiting.
 func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	if err := DropBuildFinalizers(ctx, cs, ns); err != nil {
+		return err
+	}
+	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("failed to delete the test namespace %s: %w", ns, err)
+	}
+	return nil
+}
+
+// DropBuildFinalizers removes the finalizers of the Deployments of ns: the
+// build finalizer would otherwise keep a deleted namespace forever when no
+// undeployer runs after a test. A namespace that is gone has none left.
+func DropBuildFinalizers(ctx context.Context, cs kubernetes.Interface, ns string) error {
 	deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("failed to list the Deployments of %s: %w", ns, err)
@@ -171,12 +271,10 @@ func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) er
 			continue
 		}
 		patch := []byte(`{"metadata":{"finalizers":null}}`)
-		if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		_, err := cs.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("failed to remove the finalizers of %s/%s: %w", ns, d.Name, err)
 		}
-	}
-	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
-		return fmt.Errorf("failed to delete the test namespace %s: %w", ns, err)
 	}
 	return nil
 }

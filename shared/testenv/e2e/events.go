@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +77,28 @@ func describe(evs []eventsv1.Event) string {
 			ev.Regarding.Kind, ev.Regarding.Name, ev.Note)
 	}
 	return b.String()
+}
+
+// NoSecretIn fails t for each secret found in the Events of the test's
+// namespace or in one of texts (what each holds, by name: a log, the
+// answers). No Event at all fails it too: the check would check nothing.
+func (e *Env) NoSecretIn(t testing.TB, secrets []string, texts map[string]string) {
+	t.Helper()
+	events := e.Events(t)
+	if len(events) == 0 {
+		t.Error("no Events recorded: the check of Events checks nothing")
+	}
+	recorded, err := json.Marshal(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts = maps.Clone(texts)
+	texts["the Events"] = string(recorded)
+	for _, s := range secrets {
+		for what, text := range texts {
+			if strings.Contains(text, s) {
+				t.Errorf("%s: holds the secret %q", what, s)
+			}
+		}
+	}
 }

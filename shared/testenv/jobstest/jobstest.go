@@ -67,6 +67,8 @@ func Build(s Spec) *runner.Build {
 	for k, v := range s.Annotations {
 		ann[k] = v
 	}
+	labels := ref.Labels()
+	labels[model.LabelInitStatus] = string(s.Init)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              ref.Name() + "-web",
@@ -74,13 +76,9 @@ func Build(s Spec) *runner.Build {
 			UID:               types.UID("uid-" + strconv.Itoa(s.N)),
 			ResourceVersion:   strconv.Itoa(100 + s.N),
 			CreationTimestamp: metav1.NewTime(created),
-			Labels: map[string]string{
-				model.LabelBuild:  ref.Name(),
-				model.LabelCommit: model.CommitLabel(ref.Commit),
-				model.LabelTarget: ref.TargetKey(),
-			},
-			Annotations: ann,
-			Finalizers:  []string{model.Finalizer},
+			Labels:            labels,
+			Annotations:       ann,
+			Finalizers:        []string{model.Finalizer},
 		},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(s.Replicas)},
 		Status: appsv1.DeploymentStatus{

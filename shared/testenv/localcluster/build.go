@@ -65,6 +65,14 @@ func (c *Cluster) ensureBinaries(ctx context.Context, log io.Writer) (Binaries, 
 	if _, err := os.Stat(filepath.Join(dir, completeMarker)); err == nil {
 		return bins, nil
 	}
+	unlock, err := c.buildLock(ctx)
+	if err != nil {
+		return Binaries{}, err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dir, completeMarker)); err == nil {
+		return bins, nil // built by another cluster meanwhile
+	}
 	fmt.Fprintf(log, "Building the control plane (Kubernetes %s, etcd, kwok %s) from source into %s.\n", c.kubeVersion, KwokVersion, dir)
 	fmt.Fprintf(log, "The first build takes about 10 to 15 minutes on 2 cores; later runs reuse it. Build log: %s\n", c.buildLog())
 	if err := os.MkdirAll(filepath.Join(dir, "src", "etcd"), 0o755); err != nil {
@@ -76,18 +84,39 @@ func (c *Cluster) ensureBinaries(ctx context.Context, log io.Writer) (Binaries, 
 	}
 	defer logFile.Close() //nolint:errcheck // written through; a close error loses nothing
 	b := builder{dir: filepath.Join(dir, "src"), bin: filepath.Join(dir, "bin"), kube: c.kubeVersion, log: logFile}
-	for _, step := range []struct {
-		what string
-		run  func(context.Context) error
-		// download tells a step that fetches modules: a download from the
-		// module proxy can stall, so each try is bounded and retried.
-		download bool
-	}{
+	err = runSteps(ctx, log, c.buildLog(), []buildStep{
 		{"prepare the build module", b.prepare, true},
 		{"build the Kubernetes commands", b.buildKube, false},
 		{"build etcd", b.buildEtcd, false},
 		{"install kwok and kwokctl", b.installKwok, true},
-	} {
+	})
+	if err != nil {
+		return Binaries{}, err
+	}
+	for _, p := range bins.all() {
+		if _, err := os.Stat(p); err != nil {
+			return Binaries{}, fmt.Errorf("failed to find a built binary: %w", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, completeMarker), nil, 0o644); err != nil {
+		return Binaries{}, fmt.Errorf("failed to mark the build complete: %w", err)
+	}
+	return bins, nil
+}
+
+// buildStep is one step of a build.
+type buildStep struct {
+	what string
+	run  func(context.Context) error
+	// download tells a step that fetches modules: a download from the
+	// module proxy can stall, so each try is bounded and retried.
+	download bool
+}
+
+// runSteps runs steps in order, saying each on log; buildLog names the
+// file of their output in errors.
+func runSteps(ctx context.Context, log io.Writer, buildLog string, steps []buildStep) error {
+	for _, step := range steps {
 		fmt.Fprintf(log, "  %s...\n", step.what)
 		tries := 1
 		if step.download {
@@ -101,18 +130,10 @@ func (c *Cluster) ensureBinaries(ctx context.Context, log io.Writer) (Binaries, 
 			fmt.Fprintf(log, "  %s failed (try %d of %d): %v\n", step.what, try, tries, err)
 		}
 		if err != nil {
-			return Binaries{}, fmt.Errorf("failed to %s (see %s): %w", step.what, c.buildLog(), err)
+			return fmt.Errorf("failed to %s (see %s): %w", step.what, buildLog, err)
 		}
 	}
-	for _, p := range bins.all() {
-		if _, err := os.Stat(p); err != nil {
-			return Binaries{}, fmt.Errorf("failed to find a built binary: %w", err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, completeMarker), nil, 0o644); err != nil {
-		return Binaries{}, fmt.Errorf("failed to mark the build complete: %w", err)
-	}
-	return bins, nil
+	return nil
 }
 
 // downloadTries and downloadTimeout bound the steps that fetch modules.
@@ -136,6 +157,9 @@ func runBounded(ctx context.Context, step func(context.Context) error, download 
 type builder struct {
 	dir, bin, kube string
 	log            io.Writer
+	// env is added to the go command's environment, after the defaults
+	// (CGO_ENABLED=0, GOBIN=bin), which it can override.
+	env []string
 }
 
 // stagingRE matches the replace lines of k8s.io/kubernetes' go.mod that point
@@ -184,6 +208,12 @@ func (b builder) prepare(ctx context.Context) error {
 }
 
 func (b builder) buildKube(ctx context.Context) error {
+	return b.buildKubeCommands(ctx, kubeCommands...)
+}
+
+// buildKubeCommands builds commands of k8s.io/kubernetes (cmd/NAME) into
+// the bin folder, stamped with the version.
+func (b builder) buildKubeCommands(ctx context.Context, cmds ...string) error {
 	minor := strings.SplitN(strings.TrimPrefix(b.kube, "v1."), ".", 2)[0]
 	ldflags := strings.Join([]string{
 		"-s", "-w",
@@ -193,7 +223,7 @@ func (b builder) buildKube(ctx context.Context) error {
 		"-X", "k8s.io/component-base/version.gitTreeState=clean",
 	}, " ")
 	args := []string{"build", "-ldflags", ldflags, "-o", b.bin + string(filepath.Separator)}
-	for _, cmd := range kubeCommands {
+	for _, cmd := range cmds {
 		args = append(args, "k8s.io/kubernetes/cmd/"+cmd)
 	}
 	return b.goRun(ctx, args...)
@@ -212,6 +242,7 @@ func (b builder) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd.Dir = b.dir
 	cmd.Env = append(os.Environ(),
 		"GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOBIN="+b.bin)
+	cmd.Env = append(cmd.Env, b.env...)
 	return cmd
 }
 

@@ -6,10 +6,12 @@
 package localcluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,11 +52,22 @@ type Cluster struct {
 	name        string
 	cacheDir    string
 	kubeVersion string
+	// realNode tells a cluster with a real node beside the fake ones.
+	realNode bool
 }
+
+// Option is an option of New.
+type Option func(*Cluster)
+
+// WithRealNode gives the cluster a real node beside its fake ones: a
+// kubelet and containerd that run the pods that select it (see
+// RealNodePod). It needs root and a few Debian packages (installed when
+// missing), and builds the kubelet, runc and the CNI plugins on first use.
+func WithRealNode() Option { return func(c *Cluster) { c.realNode = true } }
 
 // New returns the local cluster named name, with its state under cacheDir
 // (see CacheDir for the default).
-func New(name, cacheDir string) (*Cluster, error) {
+func New(name, cacheDir string, opts ...Option) (*Cluster, error) {
 	v, err := KubeVersion()
 	if err != nil {
 		return nil, err
@@ -62,7 +75,11 @@ func New(name, cacheDir string) (*Cluster, error) {
 	if name == "" || strings.ContainsAny(name, `/\ `) {
 		return nil, fmt.Errorf("invalid cluster name %q", name)
 	}
-	return &Cluster{name: name, cacheDir: cacheDir, kubeVersion: v}, nil
+	c := &Cluster{name: name, cacheDir: cacheDir, kubeVersion: v}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // CacheDir is where builds and cluster state are kept: $RUNBOAT_CACHE_DIR,
@@ -78,13 +95,18 @@ func CacheDir() (string, error) {
 	return filepath.Join(dir, "runboat"), nil
 }
 
-// Default returns the cluster DefaultName in CacheDir.
+// Default returns the cluster DefaultName in CacheDir, with a real node
+// unless $RUNBOAT_REAL_NODE is "off".
 func Default() (*Cluster, error) {
 	dir, err := CacheDir()
 	if err != nil {
 		return nil, err
 	}
-	return New(DefaultName, dir)
+	var opts []Option
+	if os.Getenv("RUNBOAT_REAL_NODE") != "off" {
+		opts = append(opts, WithRealNode())
+	}
+	return New(DefaultName, dir, opts...)
 }
 
 func (c *Cluster) versionDir() string {
@@ -127,19 +149,39 @@ func (c *Cluster) Up(ctx context.Context, log io.Writer) error {
 		}
 		return err
 	}
-	for attempt := 1; ; attempt++ {
-		if err := c.start(ctx, bins, log); err != nil {
+	var nodeBins NodeBinaries
+	if c.realNode {
+		if err := ensureNodePackages(ctx, log); err != nil {
 			return err
 		}
-		err := c.waitReady(ctx, 2*time.Minute)
+		if nodeBins, err = c.ensureNodeBinaries(ctx, log); err != nil {
+			return err
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		port, err := c.start(ctx, bins, log)
+		if err != nil {
+			return err
+		}
+		err = c.waitReady(ctx, 2*time.Minute, c.controlPlaneReady)
+		if errors.Is(err, errForeignServer) {
+			err = fmt.Errorf("%w (%s)", err, listenersOf(int(port)))
+		}
+		if err == nil && c.realNode {
+			if err := c.startNode(ctx, nodeBins, log); err != nil {
+				return fmt.Errorf("failed to start the real node (logs in %s): %w", c.node().path("logs"), err)
+			}
+			if err := c.waitReady(ctx, 2*time.Minute, c.Ready); err != nil {
+				return fmt.Errorf("%w (logs in %s)", err, c.node().path("logs"))
+			}
+			return nil
+		}
 		if err == nil || !errors.Is(err, errForeignServer) || attempt == startAttempts {
 			return err
 		}
-		// kwokctl picks ports that are free when it looks, and another
-		// cluster on this machine (another checkout, another run) can take
-		// one before the API server binds it. Started again, kwokctl skips
-		// the ports now in use.
-		fmt.Fprintf(log, "%v\nStarting the local cluster again, on other ports (try %d of %d).\n", err, attempt+1, startAttempts)
+		// Another cluster on this machine (another checkout, another run)
+		// can take the port between the choice and the API server's start.
+		fmt.Fprintf(log, "%v\nStarting the local cluster again, on another port (try %d of %d).\n", err, attempt+1, startAttempts)
 	}
 }
 
@@ -159,23 +201,33 @@ func isForeignCertificate(err error) bool {
 	return errors.As(err, &unknown) || errors.As(err, &verify)
 }
 
-func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error {
+// start starts the cluster and returns the port of its API server.
+func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) (uint32, error) {
 	// Whatever is left of an earlier run (stopped processes after a reboot,
 	// a half-created cluster) is removed first: the cluster holds nothing
 	// worth keeping across restarts.
 	if err := c.deleteCluster(ctx, bins, io.Discard); err != nil {
-		return err
+		return 0, err
 	}
 	if err := os.MkdirAll(c.stateDir(), 0o755); err != nil {
-		return fmt.Errorf("failed to create the cluster folder: %w", err)
+		return 0, fmt.Errorf("failed to create the cluster folder: %w", err)
 	}
 	logs, err := writeLogs(filepath.Join(c.stateDir(), "logs"))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	configFile := filepath.Join(c.stateDir(), "kwokctl.yaml")
-	if err := os.WriteFile(configFile, slices.Concat(kwokctlConfig, stages, logs), 0o644); err != nil {
-		return fmt.Errorf("failed to write the kwok stages: %w", err)
+	pki, err := json.Marshal(filepath.Dir(c.pkiPath("ca.crt")))
+	if err != nil {
+		return 0, fmt.Errorf("failed to write the kwokctl configuration: %w", err)
+	}
+	config := bytes.ReplaceAll(kwokctlConfig, []byte("$(PKI)"), pki[1:len(pki)-1])
+	if err := os.WriteFile(configFile, slices.Concat(config, stages, logs), 0o644); err != nil {
+		return 0, fmt.Errorf("failed to write the kwok stages: %w", err)
+	}
+	port, err := freeAPIServerPort()
+	if err != nil {
+		return 0, err
 	}
 	fmt.Fprintf(log, "Starting the local cluster %q (Kubernetes %s)...\n", c.name, c.kubeVersion)
 	err = c.kwokctl(ctx, bins, log, "create", "cluster",
@@ -183,6 +235,7 @@ func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error
 		"--runtime", "binary",
 		"--kubeconfig", c.Kubeconfig(),
 		"--kube-authorization=true",
+		"--kube-apiserver-port", strconv.FormatUint(uint64(port), 10),
 		"--config", configFile,
 		"--etcd-binary", bins.Etcd,
 		"--kube-apiserver-binary", bins.KubeAPIServer,
@@ -192,12 +245,18 @@ func (c *Cluster) start(ctx context.Context, bins Binaries, log io.Writer) error
 		"--wait", "2m",
 	)
 	if err != nil {
-		return fmt.Errorf("failed to create the cluster: %w", err)
+		return 0, fmt.Errorf("failed to create the cluster: %w", err)
 	}
-	if err := c.kwokctl(ctx, bins, log, "scale", "node", "--name", c.name, "--replicas", strconv.Itoa(Nodes)); err != nil {
-		return fmt.Errorf("failed to add the fake nodes: %w", err)
+	// The fake nodes' addresses are on the loopback (kwok serves their
+	// kubelet API on every address), not kwokctl's default of addresses of
+	// a documentation range, which may be a real network's: the API server
+	// reaches a node at its InternalIP first (kwokctl.yaml), the real
+	// node's kubelet too.
+	err = c.kwokctl(ctx, bins, log, "scale", "node", "--name", c.name, "--replicas", strconv.Itoa(Nodes), "--param", `.nodeIPs=["127.0.0.1"]`)
+	if err != nil {
+		return 0, fmt.Errorf("failed to add the fake nodes: %w", err)
 	}
-	return nil
+	return port, nil
 }
 
 // Down stops the cluster and removes its state. It leaves no process of the
@@ -218,6 +277,10 @@ func (c *Cluster) Down(ctx context.Context, log io.Writer) error {
 }
 
 func (c *Cluster) deleteCluster(ctx context.Context, bins Binaries, log io.Writer) error {
+	// The real node first, while the API server still answers its kubelet.
+	if err := c.stopNode(ctx, log); err != nil {
+		return err
+	}
 	if _, err := os.Stat(filepath.Join(c.kwokWorkDir(), "clusters", c.name)); err == nil {
 		if _, err := os.Stat(bins.Kwokctl); err == nil {
 			if err := c.kwokctl(ctx, bins, log, "delete", "cluster", "--name", c.name, "--kubeconfig", c.Kubeconfig()); err != nil {
@@ -245,9 +308,22 @@ func (c *Cluster) deleteCluster(ctx context.Context, bins Binaries, log io.Write
 
 // Processes returns the ids of the running processes of the cluster: those
 // started from the copies of the binaries kwokctl makes in the cluster's
-// folder. Not those of the version's own folder: kwokctl and kubectl run
-// from there, for every cluster of that version.
+// folder (not those of the version's own folder: kwokctl and kubectl run
+// from there, for every cluster of that version), and those of its real
+// node (see nodeProcesses).
 func (c *Cluster) Processes() ([]int, error) {
+	cp, err := c.controlPlaneProcesses()
+	if err != nil {
+		return nil, err
+	}
+	node, err := c.nodeProcesses()
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(cp, node), nil
+}
+
+func (c *Cluster) controlPlaneProcesses() ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("failed to list processes: %w", err)
@@ -260,11 +336,13 @@ func (c *Cluster) Processes() ([]int, error) {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil {
+		// The command as started: /proc/<pid>/exe resolves the link
+		// kwokctl makes in the cluster's folder to the version's binary.
+		args, err := nulSeparated(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(args) == 0 || args[0] == "" {
 			continue // gone, a zombie, or not ours to read
 		}
-		if strings.HasPrefix(exe, prefix) {
+		if strings.HasPrefix(args[0], prefix) {
 			pids = append(pids, pid)
 		}
 	}
@@ -294,21 +372,47 @@ func (c *Cluster) RESTConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
-// Ready reports whether the API server answers and the fake nodes are Ready.
+// Ready reports whether the API server answers and the nodes are Ready:
+// the fake ones, and the real one if the cluster has it.
 func (c *Cluster) Ready(ctx context.Context) error {
-	cfg, err := c.RESTConfig()
+	cs, err := c.readyClient()
 	if err != nil {
 		return err
+	}
+	if err := c.controlPlaneReady(ctx); err != nil {
+		return err
+	}
+	if c.realNode {
+		return c.nodeReady(ctx, cs)
+	}
+	return nil
+}
+
+func (c *Cluster) readyClient() (kubernetes.Interface, error) {
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return nil, err
 	}
 	cfg.Timeout = 5 * time.Second
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("failed to create a client: %w", err)
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	return cs, nil
+}
+
+// controlPlaneReady reports whether the API server answers and the fake
+// nodes are Ready.
+func (c *Cluster) controlPlaneReady(ctx context.Context) error {
+	cs, err := c.readyClient()
+	if err != nil {
+		return err
 	}
 	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
 		return fmt.Errorf("the API server is not ready: %w", err)
 	}
-	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// Kwok's: the real node is not one of these.
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
 	if err != nil {
 		return fmt.Errorf("failed to list nodes: %w", err)
 	}
@@ -326,11 +430,11 @@ func (c *Cluster) Ready(ctx context.Context) error {
 	return nil
 }
 
-func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
+func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration, ready func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		err := c.Ready(ctx)
+		err := ready(ctx)
 		if err == nil {
 			return nil
 		}

@@ -38,7 +38,7 @@ func TestWaitReadyReportsAForeignServer(t *testing.T) {
 
 	const timeout = time.Minute
 	start := time.Now()
-	err = ours.waitReady(context.Background(), timeout)
+	err = ours.waitReady(context.Background(), timeout, ours.Ready)
 	if !errors.Is(err, errForeignServer) {
 		t.Fatalf("waitReady = %v, want %v", err, errForeignServer)
 	}
@@ -57,7 +57,7 @@ func TestWaitReadyWaitsForAServerNotUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeKubeconfig(t, ours, url, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: down.Certificate().Raw}))
-	err = ours.waitReady(context.Background(), 2*time.Second)
+	err = ours.waitReady(context.Background(), 2*time.Second, ours.Ready)
 	if err == nil || errors.Is(err, errForeignServer) {
 		t.Fatalf("waitReady = %v, want a timeout that is not %v", err, errForeignServer)
 	}

@@ -15,10 +15,21 @@ import (
 // at the same time. The lock is released by the returned function, or by the
 // kernel if the process dies.
 func (c *Cluster) lock(ctx context.Context) (func(), error) {
-	if err := os.MkdirAll(c.cacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("failed to create the cache folder: %w", err)
+	return lockFile(ctx, filepath.Join(c.cacheDir, c.name+".lock"))
+}
+
+// buildLock takes the lock of the version's build, shared by every cluster
+// of the cache folder: clusters of other names build the same binaries.
+func (c *Cluster) buildLock(ctx context.Context) (func(), error) {
+	return lockFile(ctx, c.versionDir()+".lock")
+}
+
+// lockFile takes the exclusive lock of the file path, creating it and its
+// folder if need be.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create the folder of %s: %w", path, err)
 	}
-	path := filepath.Join(c.cacheDir, c.name+".lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open the lock file: %w", err)

@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
 	"runboat.dev/shared/kube"
@@ -54,6 +56,24 @@ func Install(t testing.TB, env *e2e.Env) *rest.Config {
 	})
 }
 
+// ReconcilerConfig returns a client configuration acting as the
+// reconciler's ServiceAccount of the manifests installed in env's namespace
+// (by Install), once its RoleBinding is in force.
+func ReconcilerConfig(t testing.TB, env *e2e.Env) *rest.Config {
+	t.Helper()
+	return installAsAdmin(t, env, func(ctx context.Context, admin *kube.Clients) (*rest.Config, error) {
+		cfg, err := ServiceAccountConfig(ctx, admin.Config, admin.Typed, env.Namespace, ReconcilerServiceAccount)
+		if err != nil {
+			return nil, err
+		}
+		rule := rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"create"}}
+		if err := WaitForRole(ctx, cfg, env.Namespace, rule); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	})
+}
+
 // installAsAdmin runs install with the admin clients of env and a deadline,
 // and fails the test on error.
 func installAsAdmin(t testing.TB, env *e2e.Env, install func(context.Context, *kube.Clients) (*rest.Config, error)) *rest.Config {
@@ -84,6 +104,12 @@ func InstallInto(ctx context.Context, admin *kube.Clients, ns string, secretData
 	if err != nil {
 		return nil, err
 	}
+	return InstallObjects(ctx, admin, ns, objs, secretData, suspend)
+}
+
+// InstallObjects installs objs, the manifests as Render gave them for the
+// namespace ns (an overlay's changes made), as InstallInto does.
+func InstallObjects(ctx context.Context, admin *kube.Clients, ns string, objs []*unstructured.Unstructured, secretData map[string]string, suspend bool) (*rest.Config, error) {
 	if suspend {
 		if err := suspendCronJobs(objs); err != nil {
 			return nil, err
@@ -145,6 +171,22 @@ func ServiceAccountConfig(ctx context.Context, admin *rest.Config, cs kube.Inter
 	cfg := rest.AnonymousClientConfig(admin)
 	cfg.BearerToken = tr.Status.Token
 	return cfg, nil
+}
+
+// WriteKubeconfig writes to path a kubeconfig of cfg's address, CA and
+// token (a configuration ServiceAccountConfig or Install returns), as the
+// user user, in the namespace ns: the identity a job or the function
+// started as its own process uses.
+func WriteKubeconfig(path, user, ns string, cfg *rest.Config) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData, CertificateAuthority: cfg.CAFile}
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "local", AuthInfo: user, Namespace: ns}
+	kc.CurrentContext = user
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return fmt.Errorf("failed to write the kubeconfig of %s: %w", user, err)
+	}
+	return nil
 }
 
 // WaitForRole waits until cfg may do in ns the first verb of rule on its

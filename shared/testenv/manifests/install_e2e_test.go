@@ -218,6 +218,62 @@ func TestE2EServiceAccountPermissions(t *testing.T) {
 	}
 }
 
+// TestE2EReconcilerServiceAccountPermissions acts as the reconciler's
+// ServiceAccount: it may deploy and undeploy builds as the webhook does,
+// keep its Lease and its cache, and nothing else (the reconciler's own
+// end-to-end test, in shared/jobs/reconciler, runs a real pass with it).
+func TestE2EReconcilerServiceAccountPermissions(t *testing.T) {
+	t.Parallel()
+	env := e2e.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	manifests.Install(t, env)
+	sa := tokenClient(t, manifests.ReconcilerConfig(t, env))
+	ns := env.Namespace
+
+	expectUser(ctx, t, sa, "system:serviceaccount:"+ns+":"+manifests.ReconcilerServiceAccount)
+	checkAccess(ctx, t, sa, []accessCase{
+		{ns, "apps", "deployments", "", "", "list", true},
+		{ns, "apps", "deployments", "", "", "create", true},
+		{ns, "apps", "deployments", "", "", "patch", true},
+		{ns, "apps", "deployments", "", "", "delete", true},
+		{ns, "", "configmaps", "", "", "create", true},
+		{ns, "", "configmaps", "", "", "patch", true},
+		{ns, "", "configmaps", "", "runboat-reconciler-cache", "get", true},
+		{ns, "", "configmaps", "", "runboat-reconciler-cache", "update", true},
+		{ns, "", "secrets", "", "", "create", true},
+		{ns, "", "services", "", "", "patch", true},
+		{ns, "", "persistentvolumeclaims", "", "", "create", true},
+		{ns, "networking.k8s.io", "ingresses", "", "", "patch", true},
+		{ns, "coordination.k8s.io", "leases", "", "", "create", true},
+		{ns, "coordination.k8s.io", "leases", "", "runboat-reconciler", "update", true},
+		{ns, "events.k8s.io", "events", "", "", "create", true},
+		// Not the other jobs' Lease, nor the other ConfigMaps' content.
+		{ns, "coordination.k8s.io", "leases", "", "runboat-undeployer", "update", false},
+		{ns, "", "configmaps", "", "runboat-config", "get", false},
+		{ns, "", "configmaps", "", "", "list", false},
+		{ns, "", "configmaps", "", "", "delete", false},
+		// Nothing of the Secrets, Jobs, pods and logs.
+		{ns, "", "secrets", "", "", "get", false},
+		{ns, "", "secrets", "", "", "list", false},
+		{ns, "batch", "jobs", "", "", "create", false},
+		{ns, "batch", "jobs", "", "", "list", false},
+		{ns, "", "pods", "", "", "list", false},
+		{ns, "", "pods", "log", "", "get", false},
+		{ns, "apps", "deployments", "", "", "watch", false},
+		{ns, "apps", "deployments", "", "", "deletecollection", false},
+		// Nothing that grants more, nothing elsewhere.
+		{ns, "rbac.authorization.k8s.io", "roles", "", "", "create", false},
+		{ns, "rbac.authorization.k8s.io", "rolebindings", "", "", "create", false},
+		{ns, "", "serviceaccounts", "token", "", "create", false},
+		{"default", "apps", "deployments", "", "", "create", false},
+		{"", "", "namespaces", "", "", "list", false},
+	})
+	if _, err := sa.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("listing the Secrets: got %v, want forbidden", err)
+	}
+}
+
 // TestE2EREADMEInstall follows the README's installation with the real
 // kubectl: the Secret from an env file, the example overlay applied with a
 // server-side dry run then for real, and a manual run.

@@ -161,8 +161,8 @@ func TestREADMEOverlay(t *testing.T) {
 			}
 		}
 	}
-	if len(cronJobs) != 3 || cm == nil {
-		t.Fatalf("got %d CronJobs and ConfigMap %v, want 3 and one", len(cronJobs), cm != nil)
+	if len(cronJobs) != len(manifests.CronJobs) || cm == nil {
+		t.Fatalf("got %d CronJobs and ConfigMap %v, want %d and one", len(cronJobs), cm != nil, len(manifests.CronJobs))
 	}
 	for name, cj := range cronJobs {
 		if img := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/runboat-jobs:v1.0.0" {

@@ -38,14 +38,22 @@ const (
 	CronJobInitializer = "runboat-initializer"
 	CronJobStopper     = "runboat-stopper"
 	CronJobUndeployer  = "runboat-undeployer"
+	CronJobReconciler  = "runboat-reconciler"
+
+	// ReconcilerServiceAccount, ReconcilerRole and ReconcilerRoleBinding
+	// are the reconciler's identity: it creates builds, as the function
+	// does, which the other jobs may not.
+	ReconcilerServiceAccount = "runboat-reconciler"
+	ReconcilerRole           = "runboat-reconciler"
+	ReconcilerRoleBinding    = "runboat-reconciler"
 
 	// Image is the placeholder image name of the CronJobs, which installers
 	// replace with kustomize's images.
 	Image = "runboat-jobs"
 )
 
-// CronJobs are the names of the three CronJobs.
-var CronJobs = []string{CronJobInitializer, CronJobStopper, CronJobUndeployer}
+// CronJobs are the names of the CronJobs.
+var CronJobs = []string{CronJobInitializer, CronJobStopper, CronJobUndeployer, CronJobReconciler}
 
 // folderName is the name of the manifests folder at the top of the project.
 const folderName = "manifests"
@@ -150,4 +158,44 @@ func parseImage(ref string) (types.Image, error) {
 		return types.Image{}, fmt.Errorf("invalid image %q", ref)
 	}
 	return types.Image{Name: Image, NewName: name, NewTag: tag, Digest: digest}, nil
+}
+
+// CronJobEnv is the value of the environment variable name of the
+// container of the CronJob cronJob of the base, as installed: what its
+// job's process gets (a benchmark runs the job so).
+func CronJobEnv(cronJob, name string) (string, error) {
+	dir, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	objs, err := Render(dir, Options{})
+	if err != nil {
+		return "", err
+	}
+	for _, o := range objs {
+		if o.GetKind() != "CronJob" || o.GetName() != cronJob {
+			continue
+		}
+		containers, _, err := unstructured.NestedSlice(o.Object, "spec", "jobTemplate", "spec", "template", "spec", "containers")
+		if err != nil {
+			return "", fmt.Errorf("CronJob %s: its containers: %w", cronJob, err)
+		}
+		if len(containers) != 1 {
+			return "", fmt.Errorf("CronJob %s: %d containers, want one", cronJob, len(containers))
+		}
+		c, _ := containers[0].(map[string]any)
+		env, _, _ := unstructured.NestedSlice(c, "env")
+		for _, e := range env {
+			m, _ := e.(map[string]any)
+			if m["name"] == name {
+				v, ok := m["value"].(string)
+				if !ok {
+					return "", fmt.Errorf("CronJob %s: %s has no plain value", cronJob, name)
+				}
+				return v, nil
+			}
+		}
+		return "", fmt.Errorf("CronJob %s: no %s in its environment", cronJob, name)
+	}
+	return "", fmt.Errorf("no CronJob %s in the base", cronJob)
 }

@@ -3,11 +3,13 @@ package manifests_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -40,9 +42,11 @@ func (id *identity) target(kind string) any {
 // rendered holds the objects of a render, typed.
 type rendered struct {
 	identity
-	all       []*unstructured.Unstructured
-	configMap *corev1.ConfigMap
-	cronJobs  map[string]*batchv1.CronJob
+	// reconciler is the reconciler's own identity.
+	reconciler identity
+	all        []*unstructured.Unstructured
+	configMap  *corev1.ConfigMap
+	cronJobs   map[string]*batchv1.CronJob
 }
 
 func render(t *testing.T, opts manifests.Options) rendered {
@@ -57,7 +61,11 @@ func render(t *testing.T, opts manifests.Options) rendered {
 	}
 	r := rendered{all: objs, cronJobs: map[string]*batchv1.CronJob{}}
 	decodeObjects(t, objs, func(kind, name string) any {
-		if into := r.target(kind); into != nil {
+		id := &r.identity
+		if name == manifests.ReconcilerServiceAccount {
+			id = &r.reconciler
+		}
+		if into := id.target(kind); into != nil {
 			return into
 		}
 		switch kind {
@@ -74,8 +82,12 @@ func render(t *testing.T, opts manifests.Options) rendered {
 		t.Fatalf("missing objects: ServiceAccount %v, Role %v, RoleBinding %v, ConfigMap %v",
 			r.serviceAccount != nil, r.role != nil, r.roleBinding != nil, r.configMap != nil)
 	}
-	if len(objs) != 7 {
-		t.Errorf("got %d objects, want 7 (ServiceAccount, Role, RoleBinding, ConfigMap, 3 CronJobs)", len(objs))
+	if r.reconciler.serviceAccount == nil || r.reconciler.role == nil || r.reconciler.roleBinding == nil {
+		t.Fatalf("missing objects of the reconciler: ServiceAccount %v, Role %v, RoleBinding %v",
+			r.reconciler.serviceAccount != nil, r.reconciler.role != nil, r.reconciler.roleBinding != nil)
+	}
+	if len(objs) != 11 {
+		t.Errorf("got %d objects, want 11 (ServiceAccount, Role, RoleBinding, ConfigMap, 4 CronJobs, the reconciler's ServiceAccount, Role, RoleBinding)", len(objs))
 	}
 	return r
 }
@@ -105,10 +117,11 @@ func alloc[T any](p **T) *T {
 
 func TestCronJobs(t *testing.T) {
 	r := render(t, manifests.Options{})
-	want := map[string]struct{ schedule, binary string }{
-		manifests.CronJobInitializer: {"* * * * *", "/initializer"},
-		manifests.CronJobStopper:     {"*/5 * * * *", "/stopper"},
-		manifests.CronJobUndeployer:  {"*/5 * * * *", "/undeployer"},
+	want := map[string]struct{ schedule, binary, sa string }{
+		manifests.CronJobInitializer: {"* * * * *", "/initializer", manifests.ServiceAccount},
+		manifests.CronJobStopper:     {"*/5 * * * *", "/stopper", manifests.ServiceAccount},
+		manifests.CronJobUndeployer:  {"*/5 * * * *", "/undeployer", manifests.ServiceAccount},
+		manifests.CronJobReconciler:  {"*/15 * * * *", "/reconciler", manifests.ReconcilerServiceAccount},
 	}
 	if len(r.cronJobs) != len(want) {
 		t.Errorf("got %d CronJobs, want %d", len(r.cronJobs), len(want))
@@ -119,14 +132,14 @@ func TestCronJobs(t *testing.T) {
 			t.Errorf("no CronJob %s", name)
 			continue
 		}
-		for _, problem := range checkCronJob(cj, w.schedule, w.binary) {
+		for _, problem := range checkCronJob(cj, w.schedule, w.binary, w.sa) {
 			t.Errorf("CronJob %s: %s", name, problem)
 		}
 	}
 }
 
 // checkCronJob returns what is wrong with a CronJob of the base.
-func checkCronJob(cj *batchv1.CronJob, schedule, binary string) []string {
+func checkCronJob(cj *batchv1.CronJob, schedule, binary, sa string) []string {
 	var p []string
 	fail := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	s := cj.Spec
@@ -156,8 +169,8 @@ func checkCronJob(cj *batchv1.CronJob, schedule, binary string) []string {
 	if ps.RestartPolicy != corev1.RestartPolicyNever {
 		fail("restartPolicy %q, want Never", ps.RestartPolicy)
 	}
-	if ps.ServiceAccountName != manifests.ServiceAccount {
-		fail("serviceAccountName %q, want %q", ps.ServiceAccountName, manifests.ServiceAccount)
+	if ps.ServiceAccountName != sa {
+		fail("serviceAccountName %q, want %q", ps.ServiceAccountName, sa)
 	}
 	if ps.AutomountServiceAccountToken == nil || !*ps.AutomountServiceAccountToken {
 		fail("automountServiceAccountToken not true: the job needs its token")
@@ -196,6 +209,27 @@ func checkContainer(c corev1.Container, binary string) []string {
 	var p []string
 	fail := func(format string, args ...any) {
 		p = append(p, fmt.Sprintf("container %s: "+format, append([]any{c.Name}, args...)...))
+	}
+	// GOMEMLIMIT: at most 80 % of the memory limit, leaving room for what
+	// the Go runtime does not count (the binary's code).
+	limit := c.Resources.Limits.Memory()
+	var gml *resource.Quantity
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			q, err := resource.ParseQuantity(strings.TrimSuffix(e.Value, "B"))
+			if err != nil {
+				fail("GOMEMLIMIT %q: %v", e.Value, err)
+			}
+			gml = &q
+		}
+	}
+	switch {
+	case limit.IsZero():
+		fail("no memory limit")
+	case gml == nil:
+		fail("no GOMEMLIMIT: the heap doubles before a collection, past the memory limit")
+	case gml.Value()*10 > limit.Value()*8:
+		fail("GOMEMLIMIT %s above 80 %% of the memory limit %s", gml, limit)
 	}
 	if c.Image != manifests.Image {
 		fail("image %q, want the placeholder %q", c.Image, manifests.Image)
@@ -267,9 +301,16 @@ func checkContainer(c corev1.Container, binary string) []string {
 
 func TestServiceAccountAndBinding(t *testing.T) {
 	r := render(t, manifests.Options{})
+	checkIdentity(t, r.identity, manifests.ServiceAccount)
+	checkIdentity(t, r.reconciler, manifests.ReconcilerServiceAccount)
+}
+
+func checkIdentity(t *testing.T, id identity, name string) {
+	t.Helper()
+	r := id
 	sa := r.serviceAccount
-	if sa.Name != manifests.ServiceAccount || sa.Name == "default" {
-		t.Errorf("ServiceAccount %q, want %q", sa.Name, manifests.ServiceAccount)
+	if sa.Name != name || sa.Name == "default" {
+		t.Errorf("ServiceAccount %q, want %q", sa.Name, name)
 	}
 	// Pods get its token only by asking for it, as the jobs' pods do.
 	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
@@ -292,8 +333,10 @@ func TestNamespaceAndImage(t *testing.T) {
 			t.Errorf("%s %s: namespace %q, want %q", o.GetKind(), o.GetName(), o.GetNamespace(), ns)
 		}
 	}
-	if s := r.roleBinding.Subjects; len(s) != 1 || s[0].Namespace != ns {
-		t.Errorf("RoleBinding subjects %+v, want the namespace %q", s, ns)
+	for _, rb := range []*rbacv1.RoleBinding{r.roleBinding, r.reconciler.roleBinding} {
+		if s := rb.Subjects; len(s) != 1 || s[0].Namespace != ns {
+			t.Errorf("RoleBinding %s subjects %+v, want the namespace %q", rb.Name, s, ns)
+		}
 	}
 	for name, cj := range r.cronJobs {
 		for _, c := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {
@@ -316,7 +359,7 @@ func TestNamespaceAndImage(t *testing.T) {
 func TestRoleLeastPrivilege(t *testing.T) {
 	r := render(t, manifests.Options{})
 	checkNeverGranted(t, r.role.Rules)
-	needs := []struct{ group, resource, verb string }{
+	needs := []grant{
 		{"apps", "deployments", "get"},
 		{"apps", "deployments", "list"},
 		{"apps", "deployments", "watch"},
@@ -347,12 +390,7 @@ func TestRoleLeastPrivilege(t *testing.T) {
 		{"coordination.k8s.io", "leases", "update"},
 		{"events.k8s.io", "events", "create"},
 	}
-	for _, n := range needs {
-		if !allows(r.role.Rules, n.group, n.resource, n.verb) {
-			t.Errorf("the Role does not allow %s on %s in the group %q", n.verb, n.resource, n.group)
-		}
-	}
-	denied := []struct{ group, resource, verb string }{
+	denied := []grant{
 		{"apps", "deployments", "create"},
 		{"", "pods", "create"},
 		{"batch", "cronjobs", "patch"},
@@ -360,9 +398,73 @@ func TestRoleLeastPrivilege(t *testing.T) {
 		{"rbac.authorization.k8s.io", "rolebindings", "create"},
 		{"", "serviceaccounts/token", "create"},
 	}
+	checkGrants(t, "the Role", r.role.Rules, needs, denied)
+}
+
+// grant is a verb on a resource of an API group.
+type grant struct{ group, resource, verb string }
+
+// checkGrants fails when rules do not allow each of needs, or allow one of
+// denied (for every name).
+func checkGrants(t *testing.T, role string, rules []rbacv1.PolicyRule, needs, denied []grant) {
+	t.Helper()
+	for _, n := range needs {
+		if !allows(rules, n.group, n.resource, n.verb) {
+			t.Errorf("%s does not allow %s on %s in the group %q", role, n.verb, n.resource, n.group)
+		}
+	}
 	for _, n := range denied {
-		if allows(r.role.Rules, n.group, n.resource, n.verb) {
-			t.Errorf("the Role allows %s on %s in the group %q", n.verb, n.resource, n.group)
+		if allows(rules, n.group, n.resource, n.verb) {
+			t.Errorf("%s allows %s on %s in the group %q (for every name)", role, n.verb, n.resource, n.group)
+		}
+	}
+}
+
+// TestReconcilerRoleLeastPrivilege checks the reconciler's Role: what it
+// needs to deploy and undeploy builds as the webhook does, keep its Lease
+// and its cache, and nothing of the Jobs, pods, logs or Secrets' values.
+func TestReconcilerRoleLeastPrivilege(t *testing.T) {
+	rules := render(t, manifests.Options{}).reconciler.role.Rules
+	checkNeverGranted(t, rules)
+	needs := []grant{
+		{"apps", "deployments", "list"},
+		{"apps", "deployments", "create"},
+		{"apps", "deployments", "patch"},
+		{"apps", "deployments", "delete"},
+		{"", "configmaps", "create"},
+		{"", "configmaps", "patch"},
+		{"", "secrets", "create"},
+		{"", "secrets", "patch"},
+		{"", "services", "create"},
+		{"", "persistentvolumeclaims", "patch"},
+		{"networking.k8s.io", "ingresses", "create"},
+		{"coordination.k8s.io", "leases", "create"},
+		{"events.k8s.io", "events", "create"},
+	}
+	denied := []grant{
+		{"apps", "deployments", "watch"},
+		{"apps", "deployments", "deletecollection"},
+		{"", "configmaps", "get"},
+		{"", "configmaps", "update"},
+		{"", "configmaps", "delete"},
+		{"", "secrets", "get"},
+		{"", "secrets", "list"},
+		{"batch", "jobs", "create"},
+		{"batch", "jobs", "list"},
+		{"", "pods", "list"},
+		{"", "pods/log", "get"},
+		{"coordination.k8s.io", "leases", "get"},
+		{"coordination.k8s.io", "leases", "update"},
+		{"rbac.authorization.k8s.io", "roles", "create"},
+	}
+	checkGrants(t, "the reconciler's Role", rules, needs, denied)
+	named := map[string][]string{"configmaps": {"runboat-reconciler-cache"}, "leases": {"runboat-reconciler"}}
+	for _, r := range rules {
+		if len(r.ResourceNames) == 0 {
+			continue
+		}
+		if len(r.Resources) != 1 || !slices.Equal(named[r.Resources[0]], r.ResourceNames) || !slices.Equal(r.Verbs, []string{"get", "update"}) {
+			t.Errorf("unexpected rule by name: %+v", r)
 		}
 	}
 }

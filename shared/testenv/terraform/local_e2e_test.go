@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"runboat.dev/shared/model"
 	"runboat.dev/shared/testenv/e2e"
 	"runboat.dev/shared/testenv/manifests"
 )
@@ -53,6 +54,10 @@ func TestTerraformLocalExample(t *testing.T) {
 		}
 	})
 	t.Run("credential cannot", func(t *testing.T) { checkCannot(t, fn, l.ns) })
+	f := startLocalFunction(t, strings.TrimSpace(tf.Must(t, dir, "output", "-raw", "function_kubeconfig")), l.ns)
+	var build *model.Ref
+	t.Run("function", func(t *testing.T) { build = checkFunction(t, env, f, l.ns) })
+	t.Run("jobs image", func(t *testing.T) { checkJobsImage(t, env, f, build, l.ns) })
 
 	l.destroy(t)
 	got, err := env.Client.CoreV1().Namespaces().Get(ctx, l.ns, metav1.GetOptions{})
@@ -105,6 +110,7 @@ var deploymentsCreate = regexp.MustCompile(`(resources: \["deployments"\]\n\s*ve
 // local is an apply of examples/local into a namespace of its own.
 type local struct {
 	tf        *Tofu
+	cs        kubernetes.Interface
 	dir, ns   string
 	vars      []string
 	destroyed bool
@@ -115,7 +121,7 @@ type local struct {
 // when the test ends is destroyed.
 func applyLocal(t *testing.T, tf *Tofu, env *e2e.Env, dir string) *local {
 	t.Helper()
-	l := &local{tf: tf, dir: dir, ns: env.Namespace + "-tf"}
+	l := &local{tf: tf, cs: env.Client, dir: dir, ns: env.Namespace + "-tf"}
 	l.vars = []string{
 		"-var", "kubeconfig_path=" + env.Cluster.Kubeconfig(),
 		"-var", "cluster_endpoint=" + env.Config.Host,
@@ -128,6 +134,9 @@ func applyLocal(t *testing.T, tf *Tofu, env *e2e.Env, dir string) *local {
 			return
 		}
 		// The test stopped half-way: leave nothing behind.
+		if err := e2e.DropBuildFinalizers(context.Background(), env.Client, l.ns); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 		if _, err := tf.Run(dir, append([]string{"destroy", "-auto-approve", "-no-color"}, l.vars...)...); err != nil {
 			t.Errorf("cleanup: %v", err)
 			_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), l.ns, metav1.DeleteOptions{})
@@ -137,8 +146,14 @@ func applyLocal(t *testing.T, tf *Tofu, env *e2e.Env, dir string) *local {
 	return l
 }
 
+// destroy destroys the apply. A build left by a failed check would keep
+// the namespace forever (its finalizer waits for an undeployer): its
+// finalizer goes first, so that the destroy reports on terraform alone.
 func (l *local) destroy(t *testing.T) {
 	t.Helper()
+	if err := e2e.DropBuildFinalizers(context.Background(), l.cs, l.ns); err != nil {
+		t.Fatal(err)
+	}
 	l.tf.Must(t, l.dir, append([]string{"destroy", "-auto-approve", "-no-color"}, l.vars...)...)
 	l.destroyed = true
 }

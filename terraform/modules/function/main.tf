@@ -4,7 +4,12 @@ locals {
   parameter_names = {
     for k in var.secret_names : k => "/${var.name}/${lower(replace(trimprefix(k, "RUNBOAT_"), "_", "-"))}"
   }
-  environment = merge(var.environment, {
+  # GOMEMLIMIT: the Go runtime collects garbage harder near 80 % of the
+  # function's memory instead of letting its heap double first (a console
+  # listing thousands of builds); var.environment may set another.
+  environment = merge({
+    GOMEMLIMIT = "${floor(var.memory_mb * 0.8)}MiB"
+    }, var.environment, {
     for k, p in local.parameter_names : "${k}_SSM_PARAMETER" => p
     }, {
     RUNBOAT_RESPONSE_STREAMING = tostring(var.response_streaming)

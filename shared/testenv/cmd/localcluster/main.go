@@ -2,7 +2,7 @@
 // plane used for development and tests.
 //
 //	localcluster up       build what is missing, start the cluster (no-op if running)
-//	localcluster down     stop the cluster; no control plane process is left
+//	localcluster down     stop the cluster; no process, and nothing of its real node, is left
 //	localcluster status   say whether it runs, and how to reach it
 //	localcluster env      print the shell lines that point kubectl at it
 package main
@@ -56,6 +56,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		if len(left) > 0 {
 			return fmt.Errorf("control plane processes still running: %v", left)
+		}
+		nodeLeft, err := c.NodeLeftovers(ctx)
+		if err != nil {
+			return err
+		}
+		if len(nodeLeft) > 0 {
+			return fmt.Errorf("left of the real node: %q", nodeLeft)
 		}
 		fmt.Fprintln(out, "The local cluster is stopped.")
 		return nil
