@@ -67,8 +67,8 @@ const soakCadence = 10 * time.Second
 // invariant checker samples. Then the faults stop, what failed is
 // delivered again, clean runs settle everything, and the figures are
 // logged (`soak:` lines): samples, breaches, deliveries, builds created,
-// initialized and undeployed, and the time from a delivery to its init
-// Job. `make soak SOAK=30m` runs it for longer.
+// initialized and undeployed, the time from a delivery to its init Job
+// and from its init done to its stop. `make soak SOAK=30m` runs it for longer.
 func TestSoak(t *testing.T) {
 	t.Parallel()
 	// $RUNBOAT_SOAK_DURATION (make soak), 40 s by default: the short
@@ -92,7 +92,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &soak{h: h, deployer: deploy.New(h.cfg.Builds, clients, clock.RealClock{}), rnd: rand.New(rand.NewPCG(7, 7)),
-		delivered: map[string]time.Time{}, launched: map[string]time.Time{}, seen: map[string]bool{}, gone: map[string]bool{}}
+		delivered: map[string]time.Time{}, launched: map[string]time.Time{}, initDone: map[string]time.Time{}, stopped: map[string]time.Time{}, seen: map[string]bool{}, gone: map[string]bool{}}
 	accept := checker.Accepted
 
 	ctx, cancel := context.WithTimeout(context.Background(), day)
@@ -160,12 +160,14 @@ func TestSoak(t *testing.T) {
 	s.sampleOnce(context.Background())
 	r := stopChecker()
 
-	lat := s.latencies()
+	lat := s.latencies(func(s *soak) map[string]time.Time { return s.delivered }, func(s *soak) map[string]time.Time { return s.launched })
+	stop := s.latencies(func(s *soak) map[string]time.Time { return s.initDone }, func(s *soak) map[string]time.Time { return s.stopped })
 	t.Logf("soak: %s day, %d samples, %d breaches", day, r.Samples, len(r.Breaches))
 	t.Logf("soak: %d deliveries (%d failed under faults, delivered again), %d console actions, %d job runs (%d killed, %d failed)",
 		s.n.deliveries, s.n.failed, s.n.console, s.n.runs, s.n.killed, s.n.runErrors)
 	t.Logf("soak: %d builds created, %d initialized, %d undeployed", len(s.seen), len(s.launched), len(s.gone))
 	t.Logf("soak: delivery to init Job p50 %s, p99 %s (%d builds)", pct(lat, 50), pct(lat, 99), len(lat))
+	t.Logf("soak: init done to stopped p50 %s, p99 %s (%d builds, as sampled)", pct(stop, 50), pct(stop, 99), len(stop))
 	t.Logf("soak: %d faults injected into %d requests: %v", sum(byRule), requests, byRule)
 	if len(r.Breaches) > 0 {
 		t.Errorf("invariants broken: %s", r)
@@ -193,8 +195,11 @@ type soak struct {
 	// redo are the deliveries that failed, to deliver again.
 	redo []delivery
 	// delivered: when each build was delivered; launched: when its init
-	// Job was first seen; seen, gone: builds seen, and seen gone.
+	// Job was first seen; initDone: when it was first seen initialized;
+	// stopped: when it was first seen stopped after that; seen, gone:
+	// builds seen, and seen gone.
 	delivered, launched map[string]time.Time
+	initDone, stopped   map[string]time.Time
 	seen, gone          map[string]bool
 	commits             int
 	n                   struct{ deliveries, failed, console, runs, killed, runErrors int }
@@ -360,6 +365,14 @@ func (s *soak) sampleOnce(ctx context.Context) {
 	for _, d := range deps.Items {
 		name := d.Labels[model.LabelBuild]
 		live[name], s.seen[name] = true, true
+		if model.InitStatus(d.Annotations[model.AnnotationInitStatus]) != model.InitSucceeded {
+			continue
+		}
+		if _, ok := s.initDone[name]; !ok {
+			s.initDone[name] = now
+		} else if _, ok := s.stopped[name]; !ok && model.StatusOf(&d) == model.StatusStopped {
+			s.stopped[name] = now
+		}
 	}
 	for name := range s.seen {
 		if !live[name] {
@@ -374,13 +387,15 @@ func (s *soak) sampleOnce(ctx context.Context) {
 	}
 }
 
-// latencies are the times from a delivery to its init Job.
-func (s *soak) latencies() []time.Duration {
+// latencies are the times from each build's event in from to its event
+// in to, sorted: from a delivery to its init Job (delivered, launched),
+// from its init done to its stop (initDone, stopped).
+func (s *soak) latencies(from, to func(*soak) map[string]time.Time) []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []time.Duration
-	for name, at := range s.launched {
-		if d, ok := s.delivered[name]; ok {
+	for name, at := range to(s) {
+		if d, ok := from(s)[name]; ok {
 			out = append(out, at.Sub(d))
 		}
 	}

@@ -46,23 +46,19 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 
 // Take returns the requests recorded since the last Take, sorted, and
 // forgets them.
-func (r *Requests) Take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.seen
-	r.seen = nil
-	sort.Strings(out)
-	return out
-}
+func (r *Requests) Take() []string { return r.take(&r.seen) }
 
 // TakeSelectors returns the label selectors of the reads recorded since
 // the last TakeSelectors, as "<resource type> <selector>", sorted, and
 // forgets them.
-func (r *Requests) TakeSelectors() []string {
+func (r *Requests) TakeSelectors() []string { return r.take(&r.selectors) }
+
+// take returns *list sorted and empties it.
+func (r *Requests) take(list *[]string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := r.selectors
-	r.selectors = nil
+	out := *list
+	*list = nil
 	sort.Strings(out)
 	return out
 }
